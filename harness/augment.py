@@ -1,0 +1,67 @@
+"""Training batches of freshly distorted images (retrain.py's distortion flags).
+
+Distorted images differ on every step, so their bottlenecks cannot be cached: each
+training batch runs through the whole backbone. That is slow, and the run says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from harness import tfops
+from harness.images import ImageFile
+from harness.model import Backbone
+from harness.train import BatchSampler
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """retrain.py's distortions; percentages as its flags took them."""
+
+    flip_left_right: bool = False
+    random_crop: float = 0.0
+    random_scale: float = 0.0
+    random_brightness: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
+
+
+def distorted_sampler(
+    backbone: Backbone, images: list[ImageFile], labels: np.ndarray, augmentation: Augmentation
+) -> BatchSampler:
+    """A sampler drawing random training images, distorting them and featurising them."""
+    paths = tf.constant([str(img.path) for img in images])
+    size = backbone.spec.input_size
+    aug = augmentation
+
+    @tf.function
+    def pixels_for(indices: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+            index, seed = args
+            image = tfops.decode_image(tf.io.read_file(tf.gather(paths, index)))
+            return tfops.distort(
+                image,
+                size,
+                flip_left_right=aug.flip_left_right,
+                random_crop=aug.random_crop,
+                random_scale=aug.random_scale,
+                random_brightness=aug.random_brightness,
+                seed=seed,
+            )
+
+        return tf.map_fn(
+            one, (indices, seeds), fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+        )
+
+    def sample(rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = rng.integers(0, len(images), batch_size)
+        seeds = rng.integers(0, 2**31 - 1, (batch_size, 2))
+        pixels = pixels_for(tf.constant(idx, tf.int32), tf.constant(seeds, tf.int64))
+        return backbone.features(pixels).numpy(), labels[idx]
+
+    return sample

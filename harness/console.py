@@ -1,0 +1,60 @@
+"""Console helpers for the CLI: progress bars and one-line messages."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+
+def echo(message: str) -> None:
+    click.echo(message)
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+class ProgressBars:
+    """One tqdm bar per phase, fed by the core's ``progress(phase, done, total)`` callback."""
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if total == 0:
+            return
+        bar = self._bars.get(phase)
+        if bar is None:
+            bar = tqdm(
+                total=total,
+                desc=f"{self.label} {phase}".strip(),
+                unit="img",
+                file=sys.stderr,
+                disable=None,  # no bar when stderr is not a terminal (CI logs, pipes)
+                leave=False,
+            )
+            self._bars[phase] = bar
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del self._bars[phase]
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)

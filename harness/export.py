@@ -1,0 +1,112 @@
+"""Export backbone + new layer as one SavedModel, with labels and metadata.
+
+Signatures:
+    ``serving_default``: ``images`` (string ``[N]``, encoded JPEG/PNG/GIF/BMP bytes)
+        to ``probabilities`` ``[N, classes]``.
+    ``classify_pixels``: ``pixels`` (float32 ``[N, S, S, 3]`` in [0, 255], already
+        resized) to ``probabilities``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from harness import tfops
+from harness.errors import HarnessError
+from harness.model import Backbone
+from harness.train import Head
+
+LABELS_FILE = "labels.txt"
+METADATA_FILE = "harness.json"
+
+
+class ExportedClassifier(tf.Module):
+    """Decode, resize, preprocess, backbone and softmax layer in one graph."""
+
+    def __init__(self, backbone: Backbone, head: Head) -> None:
+        super().__init__()
+        self.backbone = backbone.model
+        self.size = backbone.spec.input_size
+        self.preprocessing = backbone.spec.preprocessing
+        self.weights = tf.Variable(head.weights, trainable=False, name="final_weights")
+        self.bias = tf.Variable(head.bias, trainable=False, name="final_bias")
+        size = self.size
+        self.classify_pixels = tf.function(
+            self._classify_pixels,
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")],
+        )
+        self.classify_images = tf.function(
+            self._classify_images,
+            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        )
+
+    def _classify_pixels(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = self.backbone(tfops.preprocess(pixels, self.preprocessing), training=False)
+        features = tf.reshape(features, [tf.shape(pixels)[0], -1])
+        return {"probabilities": tf.nn.softmax(tf.matmul(features, self.weights) + self.bias)}
+
+    def _classify_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        pixels = tf.map_fn(
+            lambda data: tfops.resize(tfops.decode_image(data), self.size),
+            images,
+            fn_output_signature=tf.TensorSpec([self.size, self.size, 3], tf.float32),
+        )
+        return self._classify_pixels(pixels)
+
+
+def export_model(
+    backbone: Backbone,
+    head: Head,
+    classes: list[str],
+    output_dir: str | os.PathLike[str],
+    metadata: dict[str, Any],
+) -> Path:
+    """Write the SavedModel, ``labels.txt`` and ``harness.json`` into ``output_dir``.
+
+    The model is written into a temporary sibling directory and moved into place, so
+    an interrupted export never leaves a half-written model where a good one was.
+
+    Returns:
+        The output directory.
+    """
+    out = Path(output_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise HarnessError(f"output directory {out} is not writable: {exc.strerror or exc}") from exc
+    try:
+        module = ExportedClassifier(backbone, head)
+        tf.saved_model.save(
+            module,
+            str(staging),
+            signatures={
+                "serving_default": module.classify_images,
+                "classify_pixels": module.classify_pixels,
+            },
+        )
+        (staging / LABELS_FILE).write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+        meta = dict(metadata, classes=classes, input_size=backbone.spec.input_size)
+        (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise HarnessError(f"cannot write the exported model to {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

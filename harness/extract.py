@@ -1,0 +1,124 @@
+"""Compute bottleneck features through the cache with a parallel tf.data pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from harness import tfops
+from harness.cache import BottleneckCache
+from harness.images import ImageFile
+from harness.model import Backbone
+
+DEFAULT_BATCH_SIZE = 32
+SHARD_SIZE = 256  # a killed run loses at most this many computed images
+
+
+@dataclass
+class Extraction:
+    """Features by image content hash, and what happened getting them."""
+
+    features: dict[str, np.ndarray]
+    failed: dict[str, str] = field(default_factory=dict)  # content hash -> reason
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0  # wall time of the whole phase, cache reads included
+    compute_seconds: float = 0.0  # wall time of the decode + model pipeline alone
+    corrupt_shards: list[str] = field(default_factory=list)
+
+    def matrix(self, images: Sequence[ImageFile]) -> np.ndarray:
+        """Features of ``images`` stacked in order (all must have succeeded)."""
+        if not images:
+            return np.zeros((0, self._width()), np.float32)
+        return np.stack([self.features[img.content_hash] for img in images]).astype(np.float32)
+
+    def _width(self) -> int:
+        return len(next(iter(self.features.values()))) if self.features else 0
+
+
+def _decode_error(path: str) -> str:
+    try:
+        tfops.decode_image(tf.io.read_file(path))
+    except Exception as exc:  # only to word the reason; the pipeline already dropped it
+        message = str(getattr(exc, "message", exc)).strip().splitlines()
+        return "cannot decode: " + (message[0] if message else type(exc).__name__)
+    return "cannot decode"
+
+
+def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.Dataset:
+    """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell)."""
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.arange(len(paths), dtype=np.int64)))
+    ds = ds.map(
+        lambda p, i: (tfops.load_resized(p, size), i),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.ignore_errors()
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def extract_features(
+    backbone: Backbone,
+    images: Sequence[ImageFile],
+    cache: BottleneckCache | None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Extraction:
+    """Features of every image, reusing cached ones and caching new ones.
+
+    Args:
+        backbone: The built backbone.
+        images: Images to featurise; duplicates by content are computed once.
+        cache: Where features are read and written; None computes everything.
+        batch_size: Images per model call.
+        progress: Called as ``progress(done, total)`` while computing.
+    """
+    start = time.perf_counter()
+    first_path: dict[str, str] = {}
+    for img in images:
+        first_path.setdefault(img.content_hash, str(img.path))
+    loaded = cache.load(set(first_path)) if cache is not None else None
+    features = dict(loaded.features) if loaded else {}
+    missing = [k for k in first_path if k not in features]
+    result = Extraction(features=features, cached=len(first_path) - len(missing))
+    if loaded:
+        result.corrupt_shards = loaded.corrupt_shards
+    if progress:
+        progress(0, len(missing))
+    if missing:
+        compute_start = time.perf_counter()
+        paths = [first_path[k] for k in missing]
+        seen: set[int] = set()
+        pending_keys: list[str] = []
+        pending: list[np.ndarray] = []
+        done = 0
+        for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size):
+            feats = backbone.features(pixels).numpy()
+            for i, vector in zip(index.numpy(), feats):
+                key = missing[int(i)]
+                seen.add(int(i))
+                features[key] = vector
+                pending_keys.append(key)
+                pending.append(vector)
+            if cache is not None and len(pending_keys) >= SHARD_SIZE:
+                cache.write(pending_keys, np.stack(pending))
+                pending_keys, pending = [], []
+            done += len(feats)
+            if progress:
+                progress(done, len(missing))
+        if cache is not None and pending_keys:
+            cache.write(pending_keys, np.stack(pending))
+        result.computed = len(seen)
+        result.compute_seconds = time.perf_counter() - compute_start
+        for i, key in enumerate(missing):
+            if i not in seen:
+                result.failed[key] = _decode_error(paths[i])
+        if cache is not None:
+            cache.compact()
+    result.seconds = time.perf_counter() - start
+    return result

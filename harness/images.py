@@ -1,0 +1,173 @@
+"""Scan an image folder (one sub-folder per class) and split it like retrain.py.
+
+Files are recognised by content, not by extension: JPEG, PNG, GIF (first frame) and
+BMP. Anything else is skipped with a reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+#: retrain.py's bucket count: SHA-1 of the name modulo 2**27 decides the set.
+MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1
+MIN_IMAGES_WARNING = 20
+SPLITS = ("training", "validation", "testing")
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One usable image: where it is, its class, and a hash of its bytes."""
+
+    path: Path
+    label: str
+    content_hash: str  # sha1 hex of the file's bytes: the bottleneck cache key
+    format: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class ImageSet:
+    """The result of a scan: usable images, class names and what was skipped."""
+
+    root: Path
+    classes: list[str]
+    images: list[ImageFile]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(img.label for img in self.images)
+        return {c: counter[c] for c in self.classes}
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format of a file from its first bytes, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "bmp"
+    return None
+
+
+def _read_image_file(path: Path) -> tuple[str | None, str | None, str]:
+    """Returns (format, sha1, reason-if-unusable)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, None, f"unreadable: {exc.strerror or exc}"
+    if not data:
+        return None, None, "empty file"
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        return None, None, "not a JPEG, PNG, GIF or BMP image"
+    return fmt, hashlib.sha1(data).hexdigest(), ""
+
+
+def scan_images(image_dir: str | os.PathLike[str]) -> ImageSet:
+    """Find the classes and images under ``image_dir``.
+
+    Each direct sub-folder is a class named after the folder; images in nested folders
+    below it belong to it too. Symlinked folders are not followed (no loops).
+
+    Raises:
+        HarnessError: if the folder is missing or has fewer than 2 classes with images.
+    """
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise HarnessError(f"image directory not found: {root}")
+    images: list[ImageFile] = []
+    skipped: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for entry in sorted(root.iterdir()):
+        if entry.is_file() and not entry.name.startswith("."):
+            skipped.append((entry.name, "not inside a class folder"))
+    classes: list[str] = []
+    for class_dir in class_dirs:
+        label = class_dir.name
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = Path(dirpath) / filename
+                rel = str(path.relative_to(root))
+                if filename.startswith("."):
+                    skipped.append((rel, "hidden file"))
+                    continue
+                if not path.is_file():
+                    skipped.append((rel, "not a regular file (broken link?)"))
+                    continue
+                fmt, digest, reason = _read_image_file(path)
+                if fmt is None or digest is None:
+                    skipped.append((rel, reason))
+                    continue
+                images.append(ImageFile(path=path, label=label, content_hash=digest, format=fmt))
+                found += 1
+        if found == 0:
+            warnings.append(f"class folder {label!r} has no usable images; ignored")
+            continue
+        if found < MIN_IMAGES_WARNING:
+            warnings.append(
+                f"class {label!r} has only {found} images (under {MIN_IMAGES_WARNING}); "
+                "its accuracy will be unreliable"
+            )
+        classes.append(label)
+    if len(classes) < 2:
+        raise HarnessError(f"need at least 2 class folders with images under {root}, found {len(classes)}")
+    return ImageSet(root=root, classes=classes, images=images, skipped=skipped, warnings=warnings)
+
+
+def which_set(file_name: str, validation_percentage: float, testing_percentage: float) -> str:
+    """retrain.py's stable assignment of one file name to a set.
+
+    The SHA-1 of the file name (ignoring anything after ``_nohash_``, so variants of
+    one photo stay together) picks a bucket; adding images never moves existing ones.
+    """
+    hash_name = re.sub(r"_nohash_.*$", "", file_name)
+    hashed = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
+    percentage = (hashed % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < testing_percentage + validation_percentage:
+        return "testing"
+    return "training"
+
+
+def split_images(
+    images: list[ImageFile], validation_percentage: float = 10, testing_percentage: float = 10
+) -> dict[str, list[ImageFile]]:
+    """Split images into training, validation and testing lists (see :func:`which_set`)."""
+    if not (
+        0 <= validation_percentage
+        and 0 <= testing_percentage
+        and validation_percentage + testing_percentage < 100
+    ):
+        raise HarnessError("validation and testing percentages must be >= 0 and add up to under 100")
+    out: dict[str, list[ImageFile]] = {name: [] for name in SPLITS}
+    for img in images:
+        out[which_set(img.name, validation_percentage, testing_percentage)].append(img)
+    return out
+
+
+def dataset_fingerprint(image_set: ImageSet, splits: dict[str, list[ImageFile]]) -> str:
+    """A hash of the file list, their content and the split: equal means same data."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for img in sorted(splits[name], key=lambda i: str(i.path)):
+            rel = img.path.relative_to(image_set.root)
+            digest.update(f"{name}\t{img.label}\t{rel}\t{img.content_hash}\n".encode())
+    return digest.hexdigest()[:16]

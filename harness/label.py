@@ -1,0 +1,110 @@
+"""Classify images with an exported model, like label_image.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.export import LABELS_FILE, METADATA_FILE
+from harness.images import sniff_format
+
+BATCH = 32
+
+
+@dataclass
+class Classifier:
+    """A loaded exported model and its labels."""
+
+    path: Path
+    labels: list[str]
+    metadata: dict[str, Any]
+    _predict: Any
+
+    def predict(self, encoded: list[bytes]) -> np.ndarray:
+        """Class probabilities ``[N, classes]`` for encoded image files."""
+        return self._predict(encoded)
+
+
+def load_classifier(model: str | os.PathLike[str]) -> Classifier:
+    """Load an exported SavedModel directory (see :mod:`harness.export`)."""
+    path = Path(model)
+    if not (path / "saved_model.pb").is_file():
+        raise HarnessError(f"no exported model at {path} (expected saved_model.pb and {LABELS_FILE})")
+    labels_file = path / LABELS_FILE
+    if not labels_file.is_file():
+        raise HarnessError(f"{labels_file} is missing")
+    labels = labels_file.read_text(encoding="utf-8").splitlines()
+    meta_file = path / METADATA_FILE
+    metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+
+    def predict(encoded: list[bytes]) -> np.ndarray:
+        return signature(images=tf.constant(encoded, dtype=tf.string))["probabilities"].numpy()
+
+    return Classifier(path=path, labels=labels, metadata=metadata, _predict=predict)
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files among ``inputs`` (files or folders, searched recursively), and skips."""
+    found: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            candidates = [path]
+        else:
+            skipped.append((item, "no such file"))
+            continue
+        for file in candidates:
+            with open(file, "rb") as fh:
+                head = fh.read(16)
+            if sniff_format(head) is None:
+                skipped.append((str(file), "not a JPEG, PNG, GIF or BMP image"))
+            else:
+                found.append(file)
+    return found, skipped
+
+
+def classify_files(
+    classifier: Classifier, files: list[Path], top_k: int = 5
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Top-k labels of each file; files that fail to decode are returned as skips."""
+    results: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    k = max(1, min(top_k, len(classifier.labels)))
+
+    def rows(batch: list[Path], probs: np.ndarray) -> None:
+        for file, p in zip(batch, probs):
+            order = np.argsort(-p)[:k]
+            results.append(
+                {
+                    "image": str(file),
+                    "top": [{"label": classifier.labels[i], "score": float(p[i])} for i in order],
+                }
+            )
+
+    for start in range(0, len(files), BATCH):
+        batch = files[start : start + BATCH]
+        data = [f.read_bytes() for f in batch]
+        try:
+            rows(batch, classifier.predict(data))
+        except Exception:  # one bad file fails the batch: retry one by one to isolate it
+            for file, blob in zip(batch, data):
+                try:
+                    rows([file], classifier.predict([blob]))
+                except Exception as exc:
+                    message = str(getattr(exc, "message", exc)).strip().splitlines()
+                    skipped.append((str(file), "cannot decode: " + (message[0] if message else "error")))
+    return results, skipped

@@ -1,0 +1,226 @@
+"""The shared retrain pipeline: scan, split, extract (cached), train, evaluate, export.
+
+Every function takes plain values and returns plain values; printing and progress
+bars are the caller's, passed in as callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.images import ImageFile, ImageSet, dataset_fingerprint, scan_images, split_images
+from harness.registry import BackboneSpec
+from harness.train import TrainConfig
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Options shared by every backbone of a run."""
+
+    weights: str = "imagenet"
+    weights_dir: str | None = None
+    cache_dir: str | None = None  # None: no cache at all
+    train: TrainConfig = field(default_factory=TrainConfig)
+    extract_batch_size: int = 32
+    augmentation: Any = None  # harness.augment.Augmentation; kept loose to avoid importing TF here
+    export: bool = True
+
+
+@dataclass
+class Dataset:
+    """A scanned and split image folder."""
+
+    images: ImageSet
+    splits: dict[str, list[ImageFile]]
+    fingerprint: str
+    validation_percentage: float
+    testing_percentage: float
+
+    @property
+    def classes(self) -> list[str]:
+        return self.images.classes
+
+    def split_sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.splits.items()}
+
+
+def prepare_dataset(
+    image_dir: str | os.PathLike[str], validation_percentage: float = 10, testing_percentage: float = 10
+) -> Dataset:
+    """Scan ``image_dir`` and split it (see :mod:`harness.images`)."""
+    images = scan_images(image_dir)
+    splits = split_images(images.images, validation_percentage, testing_percentage)
+    if not splits["training"]:
+        raise HarnessError("no training images after the split; add images or lower the percentages")
+    return Dataset(
+        images=images,
+        splits=splits,
+        fingerprint=dataset_fingerprint(images, splits),
+        validation_percentage=validation_percentage,
+        testing_percentage=testing_percentage,
+    )
+
+
+@dataclass
+class BackboneResult:
+    """What training one backbone produced."""
+
+    spec: BackboneSpec
+    backbone: Any  # harness.model.Backbone
+    head: Any  # harness.train.Head
+    history: list[dict[str, float]]
+    evaluation: Any  # harness.evaluate.Evaluation
+    extraction: Any  # harness.extract.Extraction
+    failed_images: list[tuple[str, str]]
+    splits_used: dict[str, int]
+    train_seconds: float
+    export_dir: Path | None
+    metadata: dict[str, Any]
+
+
+def _relative(dataset: Dataset, img: ImageFile) -> str:
+    return str(img.path.relative_to(dataset.images.root))
+
+
+def train_backbone(
+    spec: BackboneSpec,
+    dataset: Dataset,
+    options: PipelineOptions,
+    output_dir: str | os.PathLike[str] | None,
+    *,
+    log: Log = lambda _: None,
+    progress: Progress | None = None,
+    versions: dict[str, str] | None = None,
+) -> BackboneResult:
+    """Run the whole pipeline for one backbone.
+
+    Raises:
+        HarnessError: on bad input, missing weights or an unwritable output.
+    """
+    from harness.augment import distorted_sampler
+    from harness.cache import BottleneckCache
+    from harness.evaluate import evaluate
+    from harness.extract import extract_features
+    from harness.model import load_backbone
+    from harness.train import cached_sampler, train_head
+
+    backbone = load_backbone(spec, options.weights, options.weights_dir)
+    log(
+        f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
+        f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
+    )
+    cache = None
+    if options.cache_dir is not None:
+        cache = BottleneckCache(
+            options.cache_dir, spec.safe_name(), spec.cache_identity(options.weights), backbone.feature_size
+        )
+    extraction = extract_features(
+        backbone,
+        dataset.images.images,
+        cache,
+        batch_size=options.extract_batch_size,
+        progress=(lambda done, total: progress("bottlenecks", done, total)) if progress else None,
+    )
+    for shard in extraction.corrupt_shards:
+        log(f"warning: corrupt cache shard {shard} was set aside; its images were recomputed")
+    log(
+        f"{spec.name}: bottlenecks: {extraction.cached} from cache, {extraction.computed} computed "
+        f"in {extraction.seconds:.1f}s"
+    )
+    failed = [
+        (_relative(dataset, img), extraction.failed[img.content_hash])
+        for img in dataset.images.images
+        if img.content_hash in extraction.failed
+    ]
+    splits = {
+        name: [img for img in imgs if img.content_hash in extraction.features]
+        for name, imgs in dataset.splits.items()
+    }
+    if not splits["training"]:
+        raise HarnessError("no training image could be decoded")
+    class_index = {c: i for i, c in enumerate(dataset.classes)}
+    x = {name: extraction.matrix(imgs) for name, imgs in splits.items()}
+    y = {
+        name: np.array([class_index[i.label] for i in imgs], dtype=np.int64) for name, imgs in splits.items()
+    }
+
+    augmentation = options.augmentation
+    if augmentation is not None and augmentation.enabled:
+        log(
+            "distortions are on: training images bypass the bottleneck cache and every "
+            "training step runs the whole backbone (much slower)"
+        )
+        sampler = distorted_sampler(backbone, splits["training"], y["training"], augmentation)
+    else:
+        sampler = cached_sampler(x["training"], y["training"])
+
+    def log_row(row: dict[str, float]) -> None:
+        val = row.get("validation_accuracy")
+        val_text = f"{val * 100:.1f}%" if val is not None else "n/a"
+        log(
+            f"step {int(row['step']):5d}: train accuracy {row['train_accuracy'] * 100:.1f}%, "
+            f"cross entropy {row['cross_entropy']:.4f}, validation accuracy {val_text}"
+        )
+
+    start = time.perf_counter()
+    head, history = train_head(
+        sampler,
+        backbone.feature_size,
+        len(dataset.classes),
+        options.train,
+        validation=(x["validation"], y["validation"]),
+        log=log_row,
+    )
+    train_seconds = time.perf_counter() - start
+    test_imgs = splits["testing"]
+    evaluation = evaluate(
+        head.probabilities(x["testing"]) if len(test_imgs) else np.zeros((0, len(dataset.classes))),
+        y["testing"],
+        dataset.classes,
+        [_relative(dataset, i) for i in test_imgs],
+    )
+    sizes = {k: len(v) for k, v in splits.items()}
+    metadata = {
+        "backbone": spec.name,
+        "weights": options.weights,
+        "weights_source": backbone.weights_source,
+        "preprocessing": spec.preprocessing,
+        "feature_size": backbone.feature_size,
+        "params": backbone.params,
+        "split_sizes": sizes,
+        "dataset_fingerprint": dataset.fingerprint,
+        "train": options.train.as_dict(),
+        "augmentation": vars(augmentation) if augmentation is not None else None,
+        "test_accuracy": evaluation.accuracy,
+        "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
+        "versions": versions or {},
+    }
+    export_dir = None
+    if options.export and output_dir is not None:
+        from harness.export import export_model
+
+        export_dir = export_model(backbone, head, dataset.classes, output_dir, metadata)
+    return BackboneResult(
+        spec=spec,
+        backbone=backbone,
+        head=head,
+        history=history,
+        evaluation=evaluation,
+        extraction=extraction,
+        failed_images=failed,
+        splits_used=sizes,
+        train_seconds=train_seconds,
+        export_dir=export_dir,
+        metadata=metadata,
+    )

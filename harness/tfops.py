@@ -1,0 +1,73 @@
+"""TensorFlow image ops shared by extraction, training, export and inference.
+
+Training and the exported model call the same functions, so a deployed model sees
+exactly the pixels the new layer was trained on.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes to float32 RGB in [0, 255], shape [H, W, 3].
+
+    Grayscale is expanded and alpha dropped (``channels=3``); 16-bit PNGs are scaled
+    to 8 bits; a GIF gives its first frame.
+    """
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32)
+
+
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Bilinear resize to a square, as retrain.py and Keras' loaders do."""
+    return tf.image.resize(image, (size, size), method="bilinear")
+
+
+def preprocess(images: tf.Tensor, mode: str) -> tf.Tensor:
+    """Scale float pixels in [0, 255] the way the backbone was trained."""
+    if mode == "tf":
+        return images / 127.5 - 1.0
+    if mode == "unit":
+        return images / 255.0
+    if mode == "torch":
+        return (images / 255.0 - _TORCH_MEAN) / _TORCH_STD
+    if mode == "caffe":
+        return images[..., ::-1] - _CAFFE_MEAN_BGR
+    if mode == "none":
+        return images
+    raise ValueError(f"unknown preprocessing {mode!r}")
+
+
+def load_resized(path: tf.Tensor, size: int) -> tf.Tensor:
+    """Read, decode and resize one file: [size, size, 3] float32 in [0, 255]."""
+    return resize(decode_image(tf.io.read_file(path)), size)
+
+
+def distort(
+    image: tf.Tensor,
+    size: int,
+    *,
+    flip_left_right: bool,
+    random_crop: float,
+    random_scale: float,
+    random_brightness: float,
+    seed: tf.Tensor,
+) -> tf.Tensor:
+    """retrain.py's distortions on one decoded image (percentages like its flags)."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    margin = 1.0 + random_crop / 100.0
+    scale = tf.random.stateless_uniform([], seeds[0], 1.0, 1.0 + random_scale / 100.0)
+    precrop = tf.cast(tf.math.ceil(size * margin * scale), tf.int32)
+    image = tf.image.resize(image, tf.stack([precrop, precrop]), method="bilinear")
+    image = tf.image.stateless_random_crop(image, [size, size, 3], seeds[1])
+    if flip_left_right:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[2])
+    low, high = 1.0 - random_brightness / 100.0, 1.0 + random_brightness / 100.0
+    image = image * tf.random.stateless_uniform([], seeds[3], low, high)
+    return tf.clip_by_value(image, 0.0, 255.0)

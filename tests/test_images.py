@@ -1,0 +1,75 @@
+import hashlib
+import io
+import shutil
+
+import pytest
+from PIL import Image
+
+from harness.errors import HarnessError
+from harness.images import scan_images, split_images, which_set
+
+
+def _retrain_py_which_set(file_name, validation, testing):
+    # retrain.py's formula, written out independently as the reference.
+    import re
+
+    name = re.sub(r"_nohash_.*$", "", file_name)
+    value = int(hashlib.sha1(name.encode()).hexdigest(), 16)
+    pct = (value % (2**27)) * (100.0 / (2**27 - 1))
+    return "validation" if pct < validation else "testing" if pct < validation + testing else "training"
+
+
+def test_split_matches_retrain_py_and_groups_nohash():
+    names = [f"img{i}.jpg" for i in range(500)]
+    for n in names:
+        assert which_set(n, 10, 10) == _retrain_py_which_set(n, 10, 10)
+    sets = {which_set(f"photo_nohash_{i}.jpg", 10, 10) for i in range(30)}
+    assert len(sets) == 1
+    counts = {s: sum(which_set(n, 10, 10) == s for n in names) for s in ("training", "validation", "testing")}
+    assert 30 < counts["testing"] < 75 and 30 < counts["validation"] < 75
+
+
+def test_adding_images_never_moves_existing_ones(small_flowers, tmp_path):
+    before = scan_images(small_flowers)
+    split_before = {str(i.path.name): s for s, imgs in split_images(before.images).items() for i in imgs}
+    grown = tmp_path / "grown"
+    shutil.copytree(small_flowers, grown)
+    for k in range(15):
+        Image.new("RGB", (40, 30), (k * 10, 100, 50)).save(grown / "daisy" / f"new_{k}.png")
+    after = scan_images(grown)
+    split_after = {str(i.path.name): s for s, imgs in split_images(after.images).items() for i in imgs}
+    assert len(split_after) == len(split_before) + 15
+    assert all(split_after[name] == s for name, s in split_before.items())
+
+
+def test_formats_by_content_not_extension(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for k in range(2):
+            Image.new("RGB", (8, 8), (k, 0, 0)).save(tmp_path / cls / f"ok{k}.jpg")
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    (tmp_path / "a" / "png_named.jpg").write_bytes(png.getvalue())
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "pic.bmp")
+    Image.new("P", (8, 8)).save(tmp_path / "b" / "anim.gif")
+    (tmp_path / "a" / "notes.jpg").write_text("not an image")
+    (tmp_path / "b" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    result = scan_images(tmp_path)
+    formats = {i.path.name: i.format for i in result.images}
+    assert formats["png_named.jpg"] == "png" and formats["pic.bmp"] == "bmp" and formats["anim.gif"] == "gif"
+    reasons = dict(result.skipped)
+    assert reasons["a/notes.jpg"].startswith("not a JPEG")
+    assert reasons["b/empty.jpg"] == "empty file"
+    assert reasons["b/.DS_Store"] == "hidden file"
+    assert any("only 4 images" in w for w in result.warnings)
+
+
+def test_fewer_than_two_classes_is_an_error(tmp_path):
+    (tmp_path / "only").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "only" / "x.jpg")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError, match="at least 2 class folders"):
+        scan_images(tmp_path)
+    with pytest.raises(HarnessError, match="not found"):
+        scan_images(tmp_path / "missing")

@@ -1,0 +1,196 @@
+"""The shared pipeline on real photos with the tiny random backbone (fast)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from harness.cli import cli
+from harness.pipeline import PipelineOptions, prepare_dataset, train_backbone
+from harness.train import TrainConfig
+
+FAST = TrainConfig(steps=50, batch_size=16, eval_interval=25)
+
+
+def _options(cache_dir, **kw):
+    return PipelineOptions(cache_dir=str(cache_dir), train=FAST, **kw)
+
+
+def test_cache_hits_misses_and_changed_content(tiny_backbone, small_flowers, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(small_flowers, photos)
+    cache = tmp_path / "cache"
+    first = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    n = len(first.extraction.features)
+    assert first.extraction.computed == n and first.extraction.cached == 0
+    second = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    assert second.extraction.computed == 0 and second.extraction.cached == n
+    # Same cached features give the same trained layer and accuracy.
+    np.testing.assert_array_equal(first.head.weights, second.head.weights)
+    assert first.evaluation.accuracy == second.evaluation.accuracy
+    # Same name, new content: recomputed; a new file: computed; a deleted one: gone.
+    changed = sorted((photos / "roses").iterdir())[0]
+    Image.new("RGB", (50, 40), (200, 10, 10)).save(changed, format="JPEG")
+    Image.new("RGB", (50, 40), (10, 200, 10)).save(photos / "daisy" / "extra.png")
+    deleted = sorted((photos / "sunflowers").iterdir())[0]
+    deleted.unlink()
+    third = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    assert third.extraction.computed == 2
+    assert third.extraction.cached == n - 2
+    assert sum(third.splits_used.values()) == n
+
+
+def test_undecodable_image_is_skipped_and_reported(tiny_backbone, small_flowers, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(small_flowers, photos)
+    good = sorted((photos / "daisy").iterdir())[0].read_bytes()
+    (photos / "daisy" / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    result = train_backbone(tiny_backbone, prepare_dataset(photos), _options(tmp_path / "c"), None)
+    assert [p for p, _ in result.failed_images] == ["daisy/truncated.jpg"]
+    assert result.failed_images[0][1].startswith("cannot decode")
+    assert sum(result.splits_used.values()) == 36
+
+
+def test_cli_train_logs_exports_and_label_agrees(tiny_backbone, small_flowers, tmp_path):
+    out = tmp_path / "model"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--image-dir",
+            str(small_flowers),
+            "--backbone",
+            "tiny_test",
+            "--output-dir",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--steps",
+            "60",
+            "--eval-interval",
+            "20",
+            "--batch-size",
+            "16",
+            "--print-misclassified",
+            "--testing-percentage",
+            "30",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for step in (1, 20, 40, 60):
+        assert f"step {step:5d}: train accuracy" in result.output
+    assert "validation accuracy" in result.output and "final test accuracy" in result.output
+    assert "confusion matrix" in result.output
+    assert (out / "labels.txt").read_text().splitlines() == ["daisy", "roses", "sunflowers"]
+    meta = json.loads((out / "harness.json").read_text())
+    assert meta["backbone"] == "tiny_test" and meta["split_sizes"]["testing"] > 0
+    assert "tensorflow" in meta["versions"]
+
+    # label on the exported model gives the evaluation's top-1 for every test image.
+    from harness.label import classify_files, load_classifier
+    from harness.pipeline import prepare_dataset as prep
+
+    dataset = prep(small_flowers, 10, 30)
+    options = PipelineOptions(
+        cache_dir=str(tmp_path / "cache"), train=TrainConfig(steps=60, batch_size=16, eval_interval=20)
+    )
+    again = train_backbone(tiny_backbone, dataset, options, None)
+    test_files = [img.path for img in dataset.splits["testing"]]
+    rows, skipped = classify_files(load_classifier(out), test_files, top_k=3)
+    assert not skipped and len(rows) == len(test_files)
+    expected = [dataset.classes[p] for p in again.evaluation.predictions]
+    assert [r["top"][0]["label"] for r in rows] == expected
+
+    labelled = runner.invoke(cli, ["label", "--model", str(out), "--json", str(test_files[0])])
+    assert labelled.exit_code == 0, labelled.output
+    row = json.loads(labelled.output.strip().splitlines()[-1])
+    assert row["top"][0]["label"] == expected[0] and len(row["top"]) == 3
+
+
+def test_augmentation_bypasses_the_cache_and_says_so(tiny_backbone, small_flowers, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--image-dir",
+            str(small_flowers),
+            "--backbone",
+            "tiny_test",
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--steps",
+            "4",
+            "--eval-interval",
+            "2",
+            "--batch-size",
+            "4",
+            "--flip-left-right",
+            "--random-crop",
+            "10",
+            "--random-scale",
+            "10",
+            "--random-brightness",
+            "10",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "training images bypass the bottleneck cache" in result.output
+
+
+def test_hub_saved_model_backbone(small_flowers, tmp_path):
+    import tensorflow as tf
+
+    class Features(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 6], seed=[1, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def __call__(self, images):
+            x = tf.nn.relu(tf.nn.conv2d(images, self.kernel, 2, "SAME"))
+            return tf.reduce_mean(x, axis=[1, 2])
+
+    saved = tmp_path / "feature_vector"
+    tf.saved_model.save(Features(), str(saved))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--image-dir",
+            str(small_flowers),
+            "--backbone",
+            f"hub:{saved}",
+            "--input-size",
+            "64",
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--steps",
+            "20",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "162 parameters, 6 features" in result.output
+    assert json.loads((tmp_path / "m" / "harness.json").read_text())["input_size"] == 64
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--image-dir", "/nonexistent/photos"], "image directory not found"),
+        (["train", "--image-dir", ".", "--backbone", "mobilenet_v9"], "unknown backbone"),
+        (["label", "--model", "/nonexistent", "x.jpg"], "no exported model"),
+    ],
+)
+def test_errors_are_one_line(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [lines[0]] and message in lines[0] and "Traceback" not in result.output
