@@ -314,6 +314,212 @@ def label_cmd(model: Path, top_k: int, as_json: bool, images: tuple[str, ...]) -
         raise HarnessError("no image could be classified")
 
 
+class BackboneList(click.ParamType):
+    """A comma-separated list of backbone names and wildcards (``mobilenet_v1_*``)."""
+
+    name = "backbones"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not names:
+            self.fail("give at least one backbone", param, ctx)
+        return names
+
+
+def results_dir_option(func: Any) -> Any:
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("reports/runs"),
+        show_default=True,
+        help="Where run JSON files are stored.",
+    )(func)
+
+
+@cli.command("run")
+@data_options
+@click.option(
+    "--backbones",
+    "backbone_names",
+    type=BackboneList(),
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Comma-separated names or wildcards.",
+)
+@weights_options
+@train_options
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--timing-images", default=256, show_default=True, help="Images per timed extraction pass.")
+@click.option("--timing-repeats", default=3, show_default=True, help="Timed passes per backbone.")
+@click.option("--latency-runs", default=20, show_default=True, help="Timed single-image calls of the export.")
+@results_dir_option
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where this run's report goes [default: RESULTS_DIR/../<run id>].",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("harness-models"),
+    show_default=True,
+    help="Where each backbone's exported model goes.",
+)
+@click.option("--min-accuracy", default=0.9, show_default=True, help="Target of the report's recommendation.")
+@click.pass_context
+def run_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Benchmark several backbones and write a comparison report."""
+    from harness.envinfo import environment
+    from harness.pipeline import prepare_dataset
+    from harness.report import render_report
+    from harness.results import save_run
+    from harness.runner import TimingOptions, run_backbones
+
+    specs = registry.match(kw["backbone_names"], input_size=kw["input_size"])
+    options = pipeline_options(kw)
+    for name in ("timing_images", "timing_repeats", "latency_runs"):
+        if kw[name] < 1:
+            raise HarnessError(f"--{name.replace('_', '-')} must be at least 1")
+    timing = TimingOptions(
+        device=kw["device"],
+        timing_images=kw["timing_images"],
+        timing_repeats=kw["timing_repeats"],
+        latency_runs=kw["latency_runs"],
+    )
+    dataset = prepare_dataset(kw["image_dir"], kw["validation_percentage"], kw["testing_percentage"])
+    report_dataset(dataset)
+    echo(f"backbones: {', '.join(s.name for s in specs)} on {kw['device']}, weights {kw['weights']}")
+    record = run_backbones(
+        specs,
+        dataset,
+        options,
+        timing,
+        kw["models_dir"],
+        environment=environment(),
+        log=echo,
+        progress_for=ProgressBars,
+        debug=ctx.meta.get("harness.debug", False),
+    )
+    path = save_run(record, kw["results_dir"])
+    report_dir = kw["report_dir"] or kw["results_dir"].parent / record["run_id"]
+    written = render_report(
+        [record], report_dir, title=f"harness run {record['run_id']}", min_accuracy=kw["min_accuracy"]
+    )
+    print_rows(record["rows"])
+    echo(f"run saved to {path}")
+    echo(f"report: {written['html']} (also {written['md'].name}, {written['csv'].name})")
+    failed = [r["backbone"] for r in record["rows"] if r.get("error")]
+    if failed and len(failed) == len(record["rows"]):
+        raise HarnessError(f"every backbone failed ({', '.join(failed)}); see {path}")
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    from harness.report import display_frame
+    from harness.results import runs_frame
+
+    frame = display_frame(runs_frame([{"rows": rows}]))
+    keep = [
+        "backbone",
+        "weights",
+        "bottleneck img/s",
+        "latency ms p50",
+        "test acc (95% CI)",
+        "cache",
+        "error",
+    ]
+    echo(table(frame[keep].fillna("").to_dict("records"), keep))
+
+
+@cli.command("report")
+@click.argument("runs", nargs=-1)
+@results_dir_option
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where report.csv, report.md and report.html go.",
+)
+@click.option("--min-accuracy", default=0.9, show_default=True)
+@click.option("--title", default="harness report", show_default=True)
+def report_cmd(
+    runs: tuple[str, ...], results_dir: Path, output_dir: Path, min_accuracy: float, title: str
+) -> None:
+    """Re-render reports from stored RUNS (ids, id prefixes or files; default: all stored runs)."""
+    from harness.report import render_report
+    from harness.results import find_runs, load_run
+
+    records = [load_run(p) for p in find_runs(list(runs), results_dir)]
+    written = render_report(records, output_dir, title=title, min_accuracy=min_accuracy)
+    echo(f"{len(records)} run(s): {written['html']} (also {written['md'].name}, {written['csv'].name})")
+
+
+@cli.command("recommend")
+@click.argument("runs", nargs=-1)
+@results_dir_option
+@click.option("--min-accuracy", type=float, required=True, help="Test accuracy target, e.g. 0.9.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Only rows measured on this device.")
+@click.option(
+    "--by",
+    type=click.Choice(["bottleneck_img_per_s", "latency_ms_p50", "bottleneck_ms_per_img_p50"]),
+    default="bottleneck_img_per_s",
+    show_default=True,
+    help="The speed column to rank by.",
+)
+def recommend_cmd(
+    runs: tuple[str, ...], results_dir: Path, min_accuracy: float, device: str | None, by: str
+) -> None:
+    """Name the fastest backbone whose test accuracy meets --min-accuracy."""
+    from harness.analysis import recommend
+    from harness.results import find_runs, load_run, runs_frame
+
+    frame = runs_frame([load_run(p) for p in find_runs(list(runs), results_dir)])
+    rec = recommend(frame, min_accuracy, device=device, speed=by)
+    echo(rec.message)
+    if not rec.candidates.empty:
+        cols = ["backbone", "device", by, "test_accuracy", "test_accuracy_ci_low", "run_id"]
+        echo(table(rec.candidates[cols].round(4).to_dict("records"), cols))
+    if rec.row is None:
+        sys.exit(2)
+
+
+@cli.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@results_dir_option
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Also write an HTML report."
+)
+def compare_cmd(run_a: str, run_b: str, results_dir: Path, output_dir: Path | None) -> None:
+    """Per-backbone speed-up of RUN_B over RUN_A (e.g. GPU over CPU)."""
+    from harness.analysis import compare_runs
+    from harness.report import render_report
+    from harness.results import find_runs, load_run, runs_frame
+
+    records = [load_run(p) for p in find_runs([run_a, run_b], results_dir)]
+    a, b = (runs_frame([r]) for r in records)
+    merged = compare_runs(a[a["error"].isna()], b[b["error"].isna()])
+    if merged.empty:
+        raise HarnessError("the two runs share no successful backbone")
+    cols = [
+        "backbone",
+        "device_a",
+        "device_b",
+        "bottleneck_img_per_s_a",
+        "bottleneck_img_per_s_b",
+        "throughput_speedup",
+        "latency_ms_p50_a",
+        "latency_ms_p50_b",
+        "latency_speedup",
+    ]
+    echo(table(merged[cols].round(3).to_dict("records"), cols))
+    if output_dir:
+        written = render_report(records, output_dir, title=f"harness: {run_a} vs {run_b}")
+        echo(f"report: {written['html']}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="harness")

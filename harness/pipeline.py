@@ -85,6 +85,7 @@ class BackboneResult:
     failed_images: list[tuple[str, str]]
     splits_used: dict[str, int]
     train_seconds: float
+    export_seconds: float | None
     export_dir: Path | None
     metadata: dict[str, Any]
 
@@ -206,11 +207,13 @@ def train_backbone(
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "versions": versions or {},
     }
-    export_dir = None
+    export_dir = export_seconds = None
     if options.export and output_dir is not None:
         from harness.export import export_model
 
+        start = time.perf_counter()
         export_dir = export_model(backbone, head, dataset.classes, output_dir, metadata)
+        export_seconds = time.perf_counter() - start
     return BackboneResult(
         spec=spec,
         backbone=backbone,
@@ -221,6 +224,7 @@ def train_backbone(
         failed_images=failed,
         splits_used=sizes,
         train_seconds=train_seconds,
+        export_seconds=export_seconds,
         export_dir=export_dir,
         metadata=metadata,
     )

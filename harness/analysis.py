@@ -1,0 +1,94 @@
+"""Choosing a model from result rows: Pareto front, recommendation, run comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+#: Speed columns and whether higher is better.
+SPEED_COLUMNS = {
+    "bottleneck_img_per_s": True,
+    "latency_ms_p50": False,
+    "bottleneck_ms_per_img_p50": False,
+}
+
+
+def usable(frame: pd.DataFrame, accuracy: str = "test_accuracy") -> pd.DataFrame:
+    """Rows with a real accuracy: no error, ImageNet (not random) weights."""
+    ok = frame["error"].isna() & (frame["weights"] != "random") & frame[accuracy].notna()
+    return frame[ok]
+
+
+def pareto_front(
+    frame: pd.DataFrame, speed: str = "bottleneck_img_per_s", accuracy: str = "test_accuracy"
+) -> pd.Series:
+    """True for rows no other row beats on both accuracy and speed (and ties excluded)."""
+    higher = SPEED_COLUMNS.get(speed, True)
+    rows = frame[[speed, accuracy]].dropna()
+    s = rows[speed] if higher else -rows[speed]
+    a = rows[accuracy]
+    front = pd.Series(False, index=frame.index)
+    for i in rows.index:
+        dominated = ((s >= s[i]) & (a >= a[i]) & ((s > s[i]) | (a > a[i]))).any()
+        front[i] = not dominated
+    return front
+
+
+@dataclass
+class Recommendation:
+    """The fastest backbone meeting the accuracy target, or why there is none."""
+
+    row: dict[str, Any] | None
+    message: str
+    candidates: pd.DataFrame
+
+
+def recommend(
+    frame: pd.DataFrame,
+    min_accuracy: float,
+    *,
+    device: str | None = None,
+    speed: str = "bottleneck_img_per_s",
+    accuracy: str = "test_accuracy",
+) -> Recommendation:
+    """The fastest backbone whose ``accuracy`` is at least ``min_accuracy``."""
+    rows = usable(frame, accuracy)
+    if device:
+        rows = rows[rows["device"] == device]
+    rows = rows.dropna(subset=[speed])
+    higher = SPEED_COLUMNS.get(speed, True)
+    meeting = rows[rows[accuracy] >= min_accuracy].sort_values(speed, ascending=not higher)
+    where = f" on {device}" if device else ""
+    if rows.empty:
+        return Recommendation(None, f"no backbone with a real accuracy{where} to choose from", meeting)
+    if meeting.empty:
+        best = rows.sort_values(accuracy, ascending=False).iloc[0]
+        return Recommendation(
+            None,
+            f"no backbone{where} reaches {min_accuracy:.1%} test accuracy; the most accurate is "
+            f"{best['backbone']} at {best[accuracy]:.1%}",
+            meeting,
+        )
+    pick = meeting.iloc[0]
+    unit = "img/s" if speed == "bottleneck_img_per_s" else "ms"
+    message = (
+        f"{pick['backbone']}: {pick[accuracy]:.1%} test accuracy "
+        f"(95% CI {pick['test_accuracy_ci_low']:.1%}-{pick['test_accuracy_ci_high']:.1%}), "
+        f"{pick[speed]:.1f} {unit} ({speed}) on {pick['device']}; "
+        f"{len(meeting)} of {len(rows)} backbones meet {min_accuracy:.1%}"
+    )
+    return Recommendation(pick.to_dict(), message, meeting)
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Per-backbone speed-up of run ``b`` over run ``a`` (e.g. GPU over CPU).
+
+    Ratios above 1 mean ``b`` is faster: throughput ``b / a``, latency ``a / b``.
+    """
+    keep = ["backbone", "device", "hostname", "bottleneck_img_per_s", "latency_ms_p50", "test_accuracy"]
+    merged = a[keep].merge(b[keep], on="backbone", suffixes=("_a", "_b"))
+    merged["throughput_speedup"] = merged["bottleneck_img_per_s_b"] / merged["bottleneck_img_per_s_a"]
+    merged["latency_speedup"] = merged["latency_ms_p50_a"] / merged["latency_ms_p50_b"]
+    return merged

@@ -1,0 +1,114 @@
+"""Matplotlib figures for the HTML report, returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.analysis import SPEED_COLUMNS, pareto_front, usable  # noqa: E402
+
+
+def _text(label: str) -> str:
+    """Plain text for matplotlib: a '$' would otherwise start mathtext."""
+    return str(label).replace("$", r"\$")
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def accuracy_vs_speed(frame: pd.DataFrame, speed: str = "bottleneck_img_per_s") -> bytes | None:
+    """Accuracy against speed, one point per row, the Pareto front joined by a line."""
+    rows = usable(frame).dropna(subset=[speed])
+    if rows.empty:
+        return None
+    front = pareto_front(rows, speed)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for device, group in rows.groupby("device"):
+        ax.errorbar(
+            group[speed],
+            group["test_accuracy"] * 100,
+            yerr=[
+                (group["test_accuracy"] - group["test_accuracy_ci_low"]) * 100,
+                (group["test_accuracy_ci_high"] - group["test_accuracy"]) * 100,
+            ],
+            fmt="o",
+            capsize=3,
+            label=_text(device),
+        )
+    for _, row in rows.iterrows():
+        ax.annotate(
+            _text(row["backbone"]),
+            (row[speed], row["test_accuracy"] * 100),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    edge = rows[front].sort_values(speed)
+    ax.plot(edge[speed], edge["test_accuracy"] * 100, "--", color="black", lw=1, label="Pareto front")
+    label = speed.replace("_", " ")
+    ax.set_xlabel(
+        label + ("  (higher is faster)" if SPEED_COLUMNS.get(speed, True) else "  (lower is faster)")
+    )
+    ax.set_ylabel("test accuracy % (95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def training_curves(history: list[dict[str, float]], title: str) -> bytes | None:
+    """Train and validation accuracy and cross-entropy per logged step."""
+    if not history:
+        return None
+    h = pd.DataFrame(history)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(h["step"], h["train_accuracy"] * 100, label="train")
+    if "validation_accuracy" in h:
+        left.plot(h["step"], h["validation_accuracy"] * 100, label="validation")
+    left.set_xlabel("step")
+    left.set_ylabel("accuracy %")
+    left.legend(fontsize=8)
+    right.plot(h["step"], h["cross_entropy"], label="train")
+    if "validation_cross_entropy" in h:
+        right.plot(h["step"], h["validation_cross_entropy"], label="validation")
+    right.set_xlabel("step")
+    right.set_ylabel("cross-entropy")
+    right.legend(fontsize=8)
+    fig.suptitle(_text(title), fontsize=10)
+    return _png(fig)
+
+
+def confusion_matrix(confusion: list[list[int]], classes: list[str], title: str) -> bytes | None:
+    if not confusion:
+        return None
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * n, 1.0 + 0.6 * n))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(n), [_text(c) for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [_text(c) for c in classes], fontsize=8)
+    top = max(max(r) for r in confusion) or 1
+    for i in range(n):
+        for j in range(n):
+            value = confusion[i][j]
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value > top / 2 else "black",
+            )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(_text(title), fontsize=10)
+    return _png(fig)

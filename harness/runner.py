@@ -1,0 +1,234 @@
+"""`harness run`: the shared pipeline over several backbones, timed, one tidy row each."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.pipeline import Dataset, Log, PipelineOptions, Progress, train_backbone
+from harness.registry import BackboneSpec
+from harness.results import ROW_COLUMNS, SCHEMA, new_run_id
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How much timing each backbone gets."""
+
+    device: str = "cpu"
+    timing_images: int = 256
+    timing_repeats: int = 3
+    latency_runs: int = 20
+
+
+def device_name(device: str) -> str:
+    """The TensorFlow device for ``--device``; an error if a GPU is asked for and absent."""
+    import tensorflow as tf
+
+    if device == "cpu":
+        return "/CPU:0"
+    if device == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            raise HarnessError("--device gpu: TensorFlow sees no GPU on this machine")
+        return "/GPU:0"
+    raise HarnessError(f"unknown device {device!r} (cpu or gpu)")
+
+
+def _dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def _first_line(exc: BaseException) -> str:
+    """One line for the report: our own errors as they are, others with their type."""
+    lines = str(getattr(exc, "message", exc)).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, HarnessError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def benchmark_backbone(
+    spec: BackboneSpec,
+    dataset: Dataset,
+    options: PipelineOptions,
+    timing: TimingOptions,
+    model_dir: Path | None,
+    *,
+    run_id: str,
+    log: Log,
+    progress: Progress | None,
+    versions: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train, evaluate, export and time one backbone: its row and its details."""
+    import tensorflow as tf
+
+    from harness.timing import time_bottlenecks, time_calls
+
+    with tf.device(device_name(timing.device)):
+        result = train_backbone(
+            spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
+        )
+        ex = result.extraction
+        images = [img for img in dataset.images.images if img.content_hash in ex.features]
+        paths = [str(img.path) for img in images[: timing.timing_images]]
+        batch = min(options.extract_batch_size, max(1, len(paths) // 4))
+        log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
+        throughput = time_bottlenecks(result.backbone, paths, batch_size=batch, repeats=timing.timing_repeats)
+    # The exported model's own latency, batch 1, as a user would call it.
+    latency: dict[str, Any] = {}
+    model_load_s = None
+    if result.export_dir is not None:
+        start = time.perf_counter()
+        loaded = tf.saved_model.load(str(result.export_dir))
+        model_load_s = time.perf_counter() - start
+        signature = loaded.signatures["serving_default"]
+        sample = tf.constant([Path(paths[0]).read_bytes()])
+        with tf.device(device_name(timing.device)):
+            latency = time_calls(lambda: signature(images=sample), runs=timing.latency_runs)
+    ev = result.evaluation
+    real = options.weights != "random"
+    phase = "cold" if ex.cached == 0 else "warm" if ex.computed == 0 else "mixed"
+    row = {
+        "run_id": run_id,
+        "backbone": spec.name,
+        "family": spec.family,
+        "device": timing.device,
+        "weights": options.weights,
+        "weights_source": result.backbone.weights_source,
+        "input_size": spec.input_size,
+        "feature_size": result.backbone.feature_size,
+        "params": result.backbone.params,
+        "model_size_mb": _dir_size_mb(result.export_dir) if result.export_dir else None,
+        "n_classes": len(dataset.classes),
+        "n_train": result.splits_used["training"],
+        "n_validation": result.splits_used["validation"],
+        "n_test": result.splits_used["testing"],
+        "n_failed_images": len(result.failed_images),
+        "build_s": result.backbone.build_seconds,
+        "bottleneck_phase": phase,
+        "bottleneck_cached": ex.cached,
+        "bottleneck_computed": ex.computed,
+        "bottleneck_phase_s": ex.seconds,
+        "bottleneck_cold_img_per_s": ex.computed / ex.compute_seconds if ex.computed else None,
+        "bottleneck_batch_size": throughput["batch_size"],
+        "bottleneck_img_per_s": throughput["img_per_s"],
+        "bottleneck_img_per_s_p90": throughput["img_per_s_p90"],
+        "bottleneck_ms_per_img_p50": throughput["ms_per_img_p50"],
+        "bottleneck_ms_per_img_p90": throughput["ms_per_img_p90"],
+        "bottleneck_spread": throughput["spread"],
+        "train_s": result.train_seconds,
+        "export_s": result.export_seconds,
+        "model_load_s": model_load_s,
+        "latency_ms_first": latency.get("first_ms"),
+        "latency_ms_p50": latency.get("p50"),
+        "latency_ms_p90": latency.get("p90"),
+        # Accuracy from random weights means nothing: it is not recorded as a result.
+        "validation_accuracy": result.history[-1].get("validation_accuracy")
+        if real and result.history
+        else None,
+        "test_accuracy": ev.accuracy if real else None,
+        "test_accuracy_ci_low": ev.ci95[0] if real else None,
+        "test_accuracy_ci_high": ev.ci95[1] if real else None,
+        "error": None,
+    }
+    details = {
+        "classes": dataset.classes,
+        "history": result.history if real else [],
+        "confusion": ev.confusion if real else None,
+        "per_class": ev.per_class if real else None,
+        "misclassified": ev.misclassified if real else None,
+        "failed_images": result.failed_images,
+        "timing": {"bottleneck": throughput, "latency": latency},
+        "export_dir": str(result.export_dir) if result.export_dir else None,
+    }
+    return row, details
+
+
+def error_row(spec_name: str, run_id: str, device: str, weights: str, error: str) -> dict[str, Any]:
+    row: dict[str, Any] = {c: None for c in ROW_COLUMNS}
+    row.update(run_id=run_id, backbone=spec_name, device=device, weights=weights, error=error)
+    return row
+
+
+def run_backbones(
+    specs: list[BackboneSpec],
+    dataset: Dataset,
+    options: PipelineOptions,
+    timing: TimingOptions,
+    models_dir: Path | None,
+    *,
+    environment: dict[str, Any],
+    log: Log = lambda _: None,
+    progress_for: Callable[[str], Progress] | None = None,
+    debug: bool = False,
+) -> dict[str, Any]:
+    """Benchmark every spec; a failing backbone becomes a row with its error.
+
+    Returns:
+        The run record (schema :data:`harness.results.SCHEMA`), ready for
+        :func:`harness.results.save_run`.
+    """
+    device_name(timing.device)  # fail before any work if the device is missing
+    run_id = new_run_id()
+    rows: list[dict[str, Any]] = []
+    details: dict[str, Any] = {}
+    for spec in specs:
+        log(f"== {spec.name}")
+        try:
+            row, detail = benchmark_backbone(
+                spec,
+                dataset,
+                options,
+                timing,
+                (models_dir / spec.safe_name()) if models_dir else None,
+                run_id=run_id,
+                log=log,
+                progress=progress_for(spec.name) if progress_for else None,
+                versions=environment.get("versions", {}),
+            )
+        except Exception as exc:
+            if debug:
+                raise
+            message = _first_line(exc)
+            log(f"{spec.name}: FAILED: {message}")
+            row, detail = error_row(spec.name, run_id, timing.device, options.weights, message), {}
+        rows.append(row)
+        details[spec.name] = detail
+        _release_memory()
+    return {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment,
+        "config": {
+            "weights": options.weights,
+            "train": options.train.as_dict(),
+            "extract_batch_size": options.extract_batch_size,
+            "cache": options.cache_dir is not None,
+            "timing": asdict(timing),
+            "seed": options.train.seed,
+        },
+        "dataset": {
+            "root": str(dataset.images.root),
+            "fingerprint": dataset.fingerprint,
+            "classes": dataset.classes,
+            "split_sizes": dataset.split_sizes(),
+            "validation_percentage": dataset.validation_percentage,
+            "testing_percentage": dataset.testing_percentage,
+            "skipped": dataset.images.skipped,
+        },
+        "rows": rows,
+        "details": details,
+    }
+
+
+def _release_memory() -> None:
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
