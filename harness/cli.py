@@ -429,7 +429,8 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         "cache",
         "error",
     ]
-    echo(table(frame[keep].fillna("").to_dict("records"), keep))
+    shown = frame[keep].astype(object).where(frame[keep].notna(), "")
+    echo(table(shown.to_dict("records"), keep))
 
 
 @cli.command("report")

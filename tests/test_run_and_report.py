@@ -1,0 +1,189 @@
+"""`harness run`, the result store and the reports, with tiny backbones on real photos."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.registry import BackboneSpec, registry
+from harness.results import ROW_COLUMNS, SCHEMA, find_runs, load_run, runs_frame, save_run
+
+
+def _broken_builder(spec, weights):
+    raise RuntimeError("this backbone is broken on purpose")
+
+
+@pytest.fixture
+def broken_backbone():
+    spec = BackboneSpec(
+        name="broken_test", family="tiny", builder=_broken_builder, input_size=32, feature_size=4
+    )
+    registry.names()
+    registry.register(spec, replace=True)
+    yield spec
+    registry.unregister(spec.name)
+
+
+def _run(photos, tmp_path, backbones, *extra):
+    return CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--image-dir",
+            str(photos),
+            "--backbones",
+            backbones,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--results-dir",
+            str(tmp_path / "reports" / "runs"),
+            "--models-dir",
+            str(tmp_path / "models"),
+            "--steps",
+            "40",
+            "--eval-interval",
+            "20",
+            "--batch-size",
+            "16",
+            "--timing-images",
+            "24",
+            "--timing-repeats",
+            "2",
+            "--latency-runs",
+            "3",
+            "--extract-batch-size",
+            "8",
+            *extra,
+        ],
+    )
+
+
+def test_run_records_rows_and_a_failing_backbone_does_not_stop_it(
+    tiny_backbone, broken_backbone, small_flowers, tmp_path
+):
+    result = _run(small_flowers, tmp_path, "broken_test,tiny_test")
+    assert result.exit_code == 0, result.output
+    assert "broken_test: FAILED: RuntimeError: this backbone is broken on purpose" in result.output
+    [path] = find_runs(None, tmp_path / "reports" / "runs")
+    record = load_run(path)
+    assert record["schema"] == SCHEMA
+    for key in ("hostname", "cpu", "cpu_count", "os", "versions", "gpus", "git_commit"):
+        assert key in record["environment"]
+    assert record["environment"]["versions"]["tensorflow"]
+    assert record["dataset"]["fingerprint"] and record["config"]["seed"] == 0
+    broken, tiny = record["rows"]
+    assert set(tiny) == set(ROW_COLUMNS)
+    assert broken["error"].startswith("RuntimeError") and broken["test_accuracy"] is None
+    assert tiny["error"] is None and tiny["bottleneck_phase"] == "cold"
+    assert tiny["bottleneck_img_per_s"] > 0 and tiny["latency_ms_p50"] > 0
+    assert tiny["bottleneck_ms_per_img_p90"] >= tiny["bottleneck_ms_per_img_p50"]
+    assert 0 <= tiny["test_accuracy_ci_low"] <= tiny["test_accuracy"] <= tiny["test_accuracy_ci_high"] <= 1
+    assert len(record["details"]["tiny_test"]["timing"]["bottleneck"]["samples_img_per_s"]) == 2
+    assert (tmp_path / "models" / "tiny_test" / "saved_model.pb").is_file()
+    report_dir = tmp_path / "reports" / record["run_id"]
+    for name in ("report.csv", "report.md", "report.html"):
+        assert (report_dir / name).stat().st_size > 0
+    html = (report_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html and "this backbone is broken on purpose" in html
+
+    # A second run is served from the cache; the combined report shows cold and warm apart.
+    again = _run(small_flowers, tmp_path, "tiny_test")
+    assert again.exit_code == 0, again.output
+    runs = [load_run(p) for p in find_runs(None, tmp_path / "reports" / "runs")]
+    assert len(runs) == 2  # never overwritten
+    frame = runs_frame(runs)
+    tiny_rows = frame[frame["backbone"] == "tiny_test"]
+    assert sorted(tiny_rows["bottleneck_phase"]) == ["cold", "warm"]
+    out = tmp_path / "combined"
+    combined = CliRunner().invoke(
+        cli, ["report", "--results-dir", str(tmp_path / "reports" / "runs"), "--output-dir", str(out)]
+    )
+    assert combined.exit_code == 0, combined.output
+    html = (out / "report.html").read_text()
+    assert "Cold versus warm cache" in html and "cold phase s" in html and "warm phase s" in html
+
+    rec = CliRunner().invoke(
+        cli, ["recommend", "--results-dir", str(tmp_path / "reports" / "runs"), "--min-accuracy", "0"]
+    )
+    assert rec.exit_code == 0, rec.output
+    assert rec.output.startswith("tiny_test:")
+    ids = [r["run_id"] for r in runs]
+    cmp = CliRunner().invoke(
+        cli, ["compare", ids[0], ids[1], "--results-dir", str(tmp_path / "reports" / "runs")]
+    )
+    assert cmp.exit_code == 0, cmp.output
+    assert "throughput_speedup" in cmp.output and "tiny_test" in cmp.output
+
+
+def test_random_weights_rows_never_show_accuracy(tiny_backbone, small_flowers, tmp_path):
+    result = _run(small_flowers, tmp_path, "tiny_test", "--weights", "random")
+    assert result.exit_code == 0, result.output
+    [path] = find_runs(None, tmp_path / "reports" / "runs")
+    row = load_run(path)["rows"][0]
+    assert row["weights"] == "random" and row["test_accuracy"] is None and row["bottleneck_img_per_s"] > 0
+    html = (tmp_path / "reports" / row["run_id"] / "report.html").read_text()
+    assert "n/a (random weights)" in html
+
+
+def test_gpu_without_gpu_is_a_clear_error(tiny_backbone, small_flowers, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = _run(small_flowers, tmp_path, "tiny_test", "--device", "gpu")
+    assert result.exit_code == 1
+    assert "TensorFlow sees no GPU" in result.output
+
+
+def test_run_store_never_overwrites(tmp_path):
+    record = {"schema": SCHEMA, "run_id": "20260101T000000Z-abcdef", "rows": [], "environment": {}}
+    save_run(record, tmp_path)
+    with pytest.raises(Exception, match="exists already"):
+        save_run(record, tmp_path)
+    assert json.loads((tmp_path / "20260101T000000Z-abcdef.json").read_text())["run_id"] == record["run_id"]
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def test_hostile_names_are_escaped_in_html(tiny_backbone, small_flowers, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(small_flowers, photos)
+    (photos / "daisy").rename(photos / "<img src=x onerror=alert(1)>")
+    sorted((photos / "roses").iterdir())[0].rename(photos / "roses" / "<b>bold<_b> $x$.jpg")
+    result = _run(photos, tmp_path, "tiny_test")
+    assert result.exit_code == 0, result.output
+    [path] = find_runs(None, tmp_path / "reports" / "runs")
+    record = load_run(path)
+    # A class name that cannot be a folder name still reaches the report through a run file.
+    record["dataset"]["classes"].append(HOSTILE)
+    record["details"]["tiny_test"]["classes"] = record["dataset"]["classes"][:3]
+    record["details"]["tiny_test"]["classes"][0] = HOSTILE
+    record["rows"][0]["error"] = HOSTILE
+    record["dataset"]["skipped"] = [[HOSTILE + ".jpg", "not an image"]]
+    from harness.report import render_report
+
+    html = render_report([record], tmp_path / "hostile")["html"].read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+
+
+def test_report_renders_in_headless_chromium(tiny_backbone, small_flowers, tmp_path):
+    result = _run(small_flowers, tmp_path, "tiny_test")
+    assert result.exit_code == 0, result.output
+    [path] = find_runs(None, tmp_path / "reports" / "runs")
+    html = tmp_path / "reports" / load_run(path)["run_id"] / "report.html"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot.py"
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [sys.executable, str(script), str(html), str(shot)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rendered" in done.stdout
