@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from harness.images import ImageFile
 from harness.model import Backbone
 
 DEFAULT_BATCH_SIZE = 32
-SHARD_SIZE = 256  # a killed run loses at most this many computed images
+#: Images per cache shard: a killed run loses at most this many computed images.
+SHARD_SIZE = int(os.environ.get("HARNESS_CACHE_SHARD_SIZE", "256"))
 
 
 @dataclass

@@ -92,16 +92,38 @@ def scan_images(image_dir: str | os.PathLike[str]) -> ImageSet:
     images: list[ImageFile] = []
     skipped: list[tuple[str, str]] = []
     warnings: list[str] = []
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    real_root = root.resolve()
+    class_dirs = []
     for entry in sorted(root.iterdir()):
-        if entry.is_file() and not entry.name.startswith("."):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            target = entry.resolve()
+            # A linked class folder is fine; one pointing back into the image folder loops.
+            if entry.is_symlink() and (
+                target == real_root or real_root in target.parents or target in real_root.parents
+            ):
+                skipped.append((entry.name, "symlink to a folder inside or above the image folder (loop)"))
+                continue
+            class_dirs.append(entry)
+        elif entry.is_file():
             skipped.append((entry.name, "not inside a class folder"))
+        else:
+            skipped.append((entry.name, "not a regular file or folder (broken link?)"))
     classes: list[str] = []
     for class_dir in class_dirs:
         label = class_dir.name
         found = 0
         for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in dirnames:
+                if not d.startswith(".") and (Path(dirpath) / d).is_symlink():
+                    rel_dir = str((Path(dirpath) / d).relative_to(root))
+                    skipped.append(
+                        (rel_dir, "symlinked folder inside a class is not followed (it could loop)")
+                    )
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d).is_symlink()
+            )
             for filename in sorted(filenames):
                 path = Path(dirpath) / filename
                 rel = str(path.relative_to(root))

@@ -31,6 +31,8 @@ PREPROCESSING = ("tf", "torch", "caffe", "unit", "none")
 
 WEIGHTS_CHOICES = ("imagenet", "random")
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -69,8 +71,9 @@ class BackboneSpec:
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSING:
             raise ValueError(f"{self.name}: unknown preprocessing {self.preprocessing!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name) and not self.name.startswith("hub:"):
-            raise ValueError(f"backbone name {self.name!r} must be [A-Za-z0-9_.-]")
+        if not self.name.startswith("hub:") and not _SAFE_NAME.fullmatch(self.name):
+            # Names become folder names (models, cache): nothing that could leave them.
+            raise ValueError(f"backbone name {self.name!r} must match {_SAFE_NAME.pattern}")
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -91,7 +94,7 @@ class BackboneSpec:
 
     def safe_name(self) -> str:
         """A file-system safe name (hub handles contain slashes)."""
-        if re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name):
+        if _SAFE_NAME.fullmatch(self.name):
             return self.name
         digest = hashlib.sha1(self.name.encode()).hexdigest()[:10]
         return f"hub_{digest}"
