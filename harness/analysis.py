@@ -12,7 +12,20 @@ SPEED_COLUMNS = {
     "bottleneck_img_per_s": True,
     "latency_ms_p50": False,
     "bottleneck_ms_per_img_p50": False,
+    **{f"tflite_{q}_latency_ms_p50": False for q in ("none", "float16", "dynamic", "int8")},
 }
+
+
+def size_column(speed: str) -> str:
+    """The model size that goes with a speed column: the TFLite file's, or the SavedModel's."""
+    return speed.replace("latency_ms_p50", "size_mb") if speed.startswith("tflite_") else "model_size_mb"
+
+
+def accuracy_column(speed: str) -> str:
+    """A TFLite speed is judged with that TFLite model's own accuracy."""
+    return (
+        speed.replace("latency_ms_p50", "test_accuracy") if speed.startswith("tflite_") else "test_accuracy"
+    )
 
 
 def usable(frame: pd.DataFrame, accuracy: str = "test_accuracy") -> pd.DataFrame:
@@ -21,10 +34,23 @@ def usable(frame: pd.DataFrame, accuracy: str = "test_accuracy") -> pd.DataFrame
     return frame[ok]
 
 
+def per_backbone(frame: pd.DataFrame, speed: str) -> pd.DataFrame:
+    """One row per backbone and device: the median speed over runs (accuracy is the same
+    for the same data and seed, so the median changes nothing there)."""
+    if frame.empty:
+        return frame
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    agg = frame.groupby(["backbone", "device", "weights"], sort=False, dropna=False)[numeric].median()
+    out = agg.reset_index()
+    out["error"] = None
+    return out
+
+
 def pareto_front(
-    frame: pd.DataFrame, speed: str = "bottleneck_img_per_s", accuracy: str = "test_accuracy"
+    frame: pd.DataFrame, speed: str = "bottleneck_img_per_s", accuracy: str | None = None
 ) -> pd.Series:
     """True for rows no other row beats on both accuracy and speed (and ties excluded)."""
+    accuracy = accuracy or accuracy_column(speed)
     higher = SPEED_COLUMNS.get(speed, True)
     rows = frame[[speed, accuracy]].dropna()
     s = rows[speed] if higher else -rows[speed]
@@ -51,33 +77,55 @@ def recommend(
     *,
     device: str | None = None,
     speed: str = "bottleneck_img_per_s",
-    accuracy: str = "test_accuracy",
+    accuracy: str | None = None,
+    max_size_mb: float | None = None,
 ) -> Recommendation:
-    """The fastest backbone whose ``accuracy`` is at least ``min_accuracy``."""
+    """The fastest backbone whose ``accuracy`` is at least ``min_accuracy``.
+
+    Args:
+        frame: Result rows.
+        min_accuracy: Accuracy target in [0, 1].
+        device: Only rows measured on this device.
+        speed: Column to rank by (see :data:`SPEED_COLUMNS`).
+        accuracy: Accuracy column; by default the one matching ``speed``.
+        max_size_mb: Only models at most this large (the size matching ``speed``).
+    """
+    accuracy = accuracy or accuracy_column(speed)
+    if speed not in frame or accuracy not in frame:
+        return Recommendation(None, f"no {speed} figures in these runs", frame.iloc[0:0])
     rows = usable(frame, accuracy)
     if device:
         rows = rows[rows["device"] == device]
     rows = rows.dropna(subset=[speed])
+    if max_size_mb is not None:
+        rows = rows[rows[size_column(speed)] <= max_size_mb]
     higher = SPEED_COLUMNS.get(speed, True)
     meeting = rows[rows[accuracy] >= min_accuracy].sort_values(speed, ascending=not higher)
     where = f" on {device}" if device else ""
+    limit = f" within {max_size_mb:g} MB" if max_size_mb is not None else ""
     if rows.empty:
         return Recommendation(None, f"no backbone with a real accuracy{where} to choose from", meeting)
     if meeting.empty:
         best = rows.sort_values(accuracy, ascending=False).iloc[0]
         return Recommendation(
             None,
-            f"no backbone{where} reaches {min_accuracy:.1%} test accuracy; the most accurate is "
+            f"no backbone{where}{limit} reaches {min_accuracy:.1%} test accuracy; the most accurate is "
             f"{best['backbone']} at {best[accuracy]:.1%}",
             meeting,
         )
     pick = meeting.iloc[0]
     unit = "img/s" if speed == "bottleneck_img_per_s" else "ms"
+    interval = (
+        f" (95% CI {pick['test_accuracy_ci_low']:.1%}-{pick['test_accuracy_ci_high']:.1%})"
+        if accuracy == "test_accuracy"
+        else ""
+    )
+    size = pick.get(size_column(speed))
+    size_text = f", {size:.1f} MB" if size is not None and not pd.isna(size) else ""
     message = (
-        f"{pick['backbone']}: {pick[accuracy]:.1%} test accuracy "
-        f"(95% CI {pick['test_accuracy_ci_low']:.1%}-{pick['test_accuracy_ci_high']:.1%}), "
-        f"{pick[speed]:.1f} {unit} ({speed}) on {pick['device']}; "
-        f"{len(meeting)} of {len(rows)} backbones meet {min_accuracy:.1%}"
+        f"{pick['backbone']}: {pick[accuracy]:.1%} test accuracy{interval}, "
+        f"{pick[speed]:.1f} {unit} ({speed}){size_text}, on {pick['device']}; "
+        f"{len(meeting)} of {len(rows)} results meet {min_accuracy:.1%}"
     )
     return Recommendation(pick.to_dict(), message, meeting)
 

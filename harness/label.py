@@ -32,16 +32,23 @@ class Classifier:
 
 
 def load_classifier(model: str | os.PathLike[str]) -> Classifier:
-    """Load an exported SavedModel directory (see :mod:`harness.export`)."""
+    """Load an exported SavedModel directory or a ``.tflite`` file beside its labels.txt."""
     path = Path(model)
-    if not (path / "saved_model.pb").is_file():
-        raise HarnessError(f"no exported model at {path} (expected saved_model.pb and {LABELS_FILE})")
-    labels_file = path / LABELS_FILE
+    is_tflite = path.is_file() and path.suffix == ".tflite"
+    folder = path.parent if is_tflite else path
+    if not is_tflite and not (path / "saved_model.pb").is_file():
+        raise HarnessError(f"no exported model at {path} (expected saved_model.pb or a .tflite file)")
+    labels_file = folder / LABELS_FILE
     if not labels_file.is_file():
         raise HarnessError(f"{labels_file} is missing")
     labels = labels_file.read_text(encoding="utf-8").splitlines()
-    meta_file = path / METADATA_FILE
+    meta_file = folder / METADATA_FILE
     metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    if is_tflite:
+        from harness.tflite import TFLiteModel
+
+        tflite = TFLiteModel(path)
+        return Classifier(path=path, labels=labels, metadata=metadata, _predict=tflite.predict_encoded)
 
     import tensorflow as tf
 

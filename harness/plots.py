@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.analysis import SPEED_COLUMNS, pareto_front, usable  # noqa: E402
+from harness.analysis import SPEED_COLUMNS, accuracy_column, pareto_front, per_backbone, usable  # noqa: E402
 
 
 def _text(label: str) -> str:
@@ -28,38 +28,37 @@ def _png(fig: Any) -> bytes:
 
 def accuracy_vs_speed(frame: pd.DataFrame, speed: str = "bottleneck_img_per_s") -> bytes | None:
     """Accuracy against speed, one point per row, the Pareto front joined by a line."""
-    rows = usable(frame).dropna(subset=[speed])
+    accuracy = accuracy_column(speed)
+    if speed not in frame or accuracy not in frame:
+        return None
+    rows = per_backbone(usable(frame, accuracy).dropna(subset=[speed]), speed)
     if rows.empty:
         return None
     front = pareto_front(rows, speed)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for device, group in rows.groupby("device"):
-        ax.errorbar(
-            group[speed],
-            group["test_accuracy"] * 100,
-            yerr=[
+        yerr = None
+        if accuracy == "test_accuracy":
+            yerr = [
                 (group["test_accuracy"] - group["test_accuracy_ci_low"]) * 100,
                 (group["test_accuracy_ci_high"] - group["test_accuracy"]) * 100,
-            ],
-            fmt="o",
-            capsize=3,
-            label=_text(device),
-        )
+            ]
+        ax.errorbar(group[speed], group[accuracy] * 100, yerr=yerr, fmt="o", capsize=3, label=_text(device))
     for _, row in rows.iterrows():
         ax.annotate(
             _text(row["backbone"]),
-            (row[speed], row["test_accuracy"] * 100),
+            (row[speed], row[accuracy] * 100),
             fontsize=8,
             xytext=(4, 4),
             textcoords="offset points",
         )
     edge = rows[front].sort_values(speed)
-    ax.plot(edge[speed], edge["test_accuracy"] * 100, "--", color="black", lw=1, label="Pareto front")
+    ax.plot(edge[speed], edge[accuracy] * 100, "--", color="black", lw=1, label="Pareto front")
     label = speed.replace("_", " ")
     ax.set_xlabel(
         label + ("  (higher is faster)" if SPEED_COLUMNS.get(speed, True) else "  (lower is faster)")
     )
-    ax.set_ylabel("test accuracy % (95% CI)")
+    ax.set_ylabel(accuracy.replace("_", " ") + " %" + (" (95% CI)" if accuracy == "test_accuracy" else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

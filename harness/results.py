@@ -56,6 +56,11 @@ ROW_COLUMNS = [
     "test_accuracy_ci_high",
     "error",
 ]
+
+#: TFLite variants harness can export; each adds four columns to a row.
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_FIELDS = ("size_mb", "test_accuracy", "latency_ms_p50", "latency_ms_p90")
+ROW_COLUMNS[-1:-1] = [f"tflite_{q}_{f}" for q in QUANTIZATIONS for f in TFLITE_FIELDS] + ["tflite_threads"]
 TEXT_COLUMNS = {
     "run_id",
     "backbone",

@@ -1,0 +1,158 @@
+"""TFLite export of backbone + new layer, float or quantized, and its interpreter.
+
+The TFLite model takes resized float pixels ``[1, S, S, 3]`` in [0, 255] (TFLite has
+no image decoders) and returns class probabilities; preprocessing is inside it.
+Decoding and resizing for it use the same :mod:`harness.tfops` functions as training.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from harness import tfops
+from harness.errors import HarnessError
+from harness.results import QUANTIZATIONS
+
+
+def tflite_file_name(quantize: str) -> str:
+    return "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"
+
+
+def convert(
+    classifier: Any,
+    size: int,
+    quantize: str,
+    representative: Iterable[np.ndarray] | None = None,
+) -> bytes:
+    """Convert an :class:`harness.export.ExportedClassifier` to TFLite bytes.
+
+    Args:
+        classifier: The exported module (its ``_classify_pixels`` is converted).
+        size: Input side in pixels.
+        quantize: ``none``, ``float16`` (weights), ``dynamic`` (int8 weights, float
+            activations) or ``int8`` (weights and activations, calibrated on
+            ``representative`` pixel arrays ``[S, S, 3]``; float input and output).
+        representative: Training images for int8 calibration.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise HarnessError(f"unknown quantization {quantize!r}: one of {', '.join(QUANTIZATIONS)}")
+    function = tf.function(
+        lambda pixels: classifier._classify_pixels(pixels)["probabilities"],
+        input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="pixels")],
+    )
+    concrete = function.get_concrete_function()
+    # No trackable object: the converter then freezes every variable into a constant,
+    # which int8 calibration needs (it cannot run READ_VARIABLE).
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if representative is None:
+            raise HarnessError("int8 quantization needs representative training images")
+        samples = list(representative)
+        if not samples:
+            raise HarnessError("int8 quantization needs at least one representative image")
+
+        def dataset() -> Iterable[list[np.ndarray]]:
+            for pixels in samples:
+                yield [pixels[np.newaxis].astype(np.float32)]
+
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return converter.convert()
+    except Exception as exc:
+        raise HarnessError(f"TFLite conversion ({quantize}) failed: {str(exc).splitlines()[0]}") from exc
+
+
+class TFLiteModel:
+    """A TFLite classifier with batch-1 invocation, as on a device."""
+
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.num_threads = num_threads or os.cpu_count() or 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's move-to-LiteRT notice
+            self.interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self.size = int(self._input["shape"][1])
+
+    def invoke(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for one image ``[S, S, 3]`` float in [0, 255]."""
+        self.interpreter.set_tensor(self._input["index"], pixels[np.newaxis].astype(np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"])[0].copy()
+
+    def predict_pixels(self, batch: np.ndarray) -> np.ndarray:
+        return np.stack([self.invoke(p) for p in batch]) if len(batch) else np.zeros((0, 0), np.float32)
+
+    def predict_encoded(self, encoded: list[bytes]) -> np.ndarray:
+        return np.stack([self.invoke(decode_resize(data, self.size)) for data in encoded])
+
+
+def decode_resize(encoded: bytes, size: int) -> np.ndarray:
+    return tfops.resize(tfops.decode_image(tf.constant(encoded)), size).numpy()
+
+
+def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarray:
+    """Decoded, resized pixels of image files, ``[N, S, S, 3]`` float32."""
+    return np.stack([tfops.load_resized(tf.constant(str(p)), size).numpy() for p in paths])
+
+
+def export_and_measure(
+    classifier: Any,
+    size: int,
+    output_dir: Path,
+    quantizations: Iterable[str],
+    *,
+    representative: np.ndarray,
+    test_pixels: np.ndarray,
+    test_labels: np.ndarray,
+    classes: list[str],
+    latency_runs: int = 20,
+) -> list[dict[str, Any]]:
+    """Write each TFLite variant and measure its test accuracy, latency and size."""
+    from harness.evaluate import evaluate
+    from harness.timing import time_calls
+
+    out = []
+    for quantize in quantizations:
+        data = convert(classifier, size, quantize, representative)
+        path = output_dir / tflite_file_name(quantize)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        model = TFLiteModel(path)
+        evaluation = (
+            evaluate(model.predict_pixels(test_pixels), test_labels, classes) if len(test_labels) else None
+        )
+        sample = test_pixels[0] if len(test_pixels) else representative[0]
+        latency = time_calls(lambda m=model, x=sample: m.invoke(x), runs=latency_runs)
+        out.append(
+            {
+                "quantize": quantize,
+                "path": str(path),
+                "size_mb": len(data) / 1e6,
+                "test_accuracy": evaluation.accuracy if evaluation else None,
+                "predictions": evaluation.predictions if evaluation else [],
+                "latency_ms_p50": latency["p50"],
+                "latency_ms_p90": latency["p90"],
+                "threads": model.num_threads,
+            }
+        )
+    return out
