@@ -86,8 +86,22 @@ class BottleneckCache:
             return None
         return records
 
+    def _sweep_stale_temporaries(self) -> None:
+        """Remove temporary files left by writers that were killed (their pid is gone)."""
+        if not self.directory.is_dir():
+            return
+        for tmp in self.directory.glob(".*.tmp"):
+            try:
+                pid = int(tmp.name.rsplit(".", 2)[-2])
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+            except (ValueError, PermissionError, OSError):
+                pass
+
     def load(self, keys: set[str] | None = None) -> CacheLoad:
         """Read every shard; return features for ``keys`` (all keys if None)."""
+        self._sweep_stale_temporaries()
         result = CacheLoad()
         for shard in self._shards():
             records = self._read_shard(shard)
@@ -99,6 +113,39 @@ class BottleneckCache:
                 if keys is None or key in keys:
                     result.features[key] = feats
         return result
+
+    def open_features(self, keys: list[str]) -> ShardedFeatures:
+        """Memory-mapped features of ``keys``, in order, without reading them into memory.
+
+        For stores too large to hold (a million vectors): rows are read from the page
+        cache only when a batch asks for them. Shards are verified against their
+        checksum by streaming them once; corrupt ones are set aside.
+
+        Raises:
+            KeyError: if a key is not in the cache.
+        """
+        self._sweep_stale_temporaries()
+        arrays: list[np.ndarray] = []
+        where: dict[str, tuple[int, int]] = {}
+        for shard in self._shards():
+            if not _checksum_ok(shard):
+                os.replace(shard, shard.with_name(shard.name + ".corrupt"))
+                continue
+            try:
+                records = np.load(shard, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError):
+                continue
+            if records.dtype != self.dtype:
+                continue
+            index = len(arrays)
+            arrays.append(records)
+            for row, key in enumerate(records["key"]):
+                where[key.decode("ascii")] = (index, row)
+        missing = [k for k in keys if k not in where]
+        if missing:
+            raise KeyError(f"{len(missing)} keys are not cached, e.g. {missing[0]}")
+        located = np.array([where[k] for k in keys], dtype=np.int64).reshape(-1, 2)
+        return ShardedFeatures(arrays, located[:, 0], located[:, 1], self.feature_size)
 
     def write(self, keys: list[str], features: np.ndarray) -> Path:
         """Atomically write one shard holding ``features[i]`` for ``keys[i]``."""
@@ -130,6 +177,46 @@ class BottleneckCache:
                 shard.unlink()
             except FileNotFoundError:
                 pass
+
+
+class ShardedFeatures:
+    """A read-only ``[N, D]`` float32 matrix spread over memory-mapped shards.
+
+    Supports ``len()`` and integer-array indexing (``features[idx]``), which is all
+    :func:`harness.train.cached_sampler` needs.
+    """
+
+    def __init__(
+        self, shards: list[np.ndarray], shard_of: np.ndarray, row_of: np.ndarray, width: int
+    ) -> None:
+        self._shards = shards
+        self._shard_of = shard_of
+        self._row_of = row_of
+        self.shape = (len(shard_of), width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        index = np.atleast_1d(np.asarray(index))
+        out = np.empty((len(index), self.shape[1]), np.float32)
+        shard_of, row_of = self._shard_of[index], self._row_of[index]
+        for shard in np.unique(shard_of):
+            hit = shard_of == shard
+            out[hit] = self._shards[shard]["features"][row_of[hit]]
+        return out
+
+
+def _checksum_ok(path: Path) -> bool:
+    """Stream the file through SHA-256 (constant memory) and compare with its name."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest()[:16] == path.stem.rsplit("-", 1)[-1]
 
 
 def _atomic_write(final: Path, data: bytes) -> None:

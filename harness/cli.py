@@ -112,6 +112,25 @@ def data_options(func: Any) -> Any:
     return func
 
 
+class QuantizeList(click.ParamType):
+    """Comma-separated TFLite quantizations."""
+
+    name = "quantizations"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        from harness.results import QUANTIZATIONS
+
+        if isinstance(value, tuple):
+            return value
+        items = tuple(dict.fromkeys(v.strip() for v in str(value).split(",") if v.strip()))
+        bad = [v for v in items if v not in QUANTIZATIONS]
+        if bad or not items:
+            self.fail(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(QUANTIZATIONS)}", param, ctx)
+        return items
+
+
 def train_options(func: Any) -> Any:
     for decorator in reversed(
         [
@@ -129,6 +148,20 @@ def train_options(func: Any) -> Any:
                 default=32,
                 show_default=True,
                 help="Images per backbone call for bottlenecks.",
+            ),
+            click.option(
+                "--export",
+                "exports",
+                type=click.Choice(["savedmodel", "tflite"]),
+                multiple=True,
+                help="Also write TFLite models (the SavedModel is always written).",
+            ),
+            click.option(
+                "--quantize",
+                type=QuantizeList(),
+                default="none",
+                show_default=True,
+                help="TFLite variants, comma-separated: none, float16, dynamic, int8.",
             ),
             click.option("--flip-left-right", is_flag=True, help="Randomly mirror training images."),
             click.option(
@@ -165,6 +198,8 @@ def pipeline_options(kw: dict[str, Any]) -> Any:
             seed=kw["seed"],
         ),
         extract_batch_size=kw["extract_batch_size"],
+        tflite=kw["quantize"] if "tflite" in kw["exports"] else (),
+        latency_runs=kw.get("latency_runs", 20),
         augmentation=Augmentation(
             flip_left_right=kw["flip_left_right"],
             random_crop=kw["random_crop"],
@@ -172,6 +207,21 @@ def pipeline_options(kw: dict[str, Any]) -> Any:
             random_brightness=kw["random_brightness"],
         ),
     )
+
+
+def ensure_writable(*folders: Path | None) -> None:
+    """Fail before any long work if an output folder cannot be written."""
+    import tempfile
+
+    for folder in folders:
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise HarnessError(f"output directory {folder} is not writable: {exc.strerror or exc}") from None
 
 
 def report_dataset(dataset: Any) -> None:
@@ -232,6 +282,7 @@ def train_cmd(**kw: Any) -> None:
 
     spec = registry.get(kw["backbone"], input_size=kw["input_size"])
     options = pipeline_options(kw)
+    ensure_writable(kw["output_dir"].parent, Path(options.cache_dir) if options.cache_dir else None)
     dataset = prepare_dataset(kw["image_dir"], kw["validation_percentage"], kw["testing_percentage"])
     report_dataset(dataset)
     bars = ProgressBars(spec.name)
@@ -245,8 +296,6 @@ def train_cmd(**kw: Any) -> None:
 
 
 def print_training_result(result: Any, *, print_misclassified: bool) -> None:
-    for path, reason in result.failed_images:
-        warn(f"skipped {path}: {reason}")
     ev = result.evaluation
     random_note = " (random weights: not a real result)" if result.metadata["weights"] == "random" else ""
     echo(
@@ -328,6 +377,25 @@ class BackboneList(click.ParamType):
         return names
 
 
+SPEED_CHOICES = [
+    "bottleneck_img_per_s",
+    "latency_ms_p50",
+    "bottleneck_ms_per_img_p50",
+    *[f"tflite_{q}_latency_ms_p50" for q in ("none", "float16", "dynamic", "int8")],
+]
+
+
+def speed_option(name: str, help_text: str) -> Any:
+    return click.option(
+        name,
+        "speed" if name == "--speed" else "by",
+        type=click.Choice(SPEED_CHOICES),
+        default="bottleneck_img_per_s",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def results_dir_option(func: Any) -> Any:
     return click.option(
         "--results-dir",
@@ -388,6 +456,13 @@ def run_cmd(ctx: click.Context, **kw: Any) -> None:
         timing_repeats=kw["timing_repeats"],
         latency_runs=kw["latency_runs"],
     )
+    report_dir = kw["report_dir"]
+    ensure_writable(
+        kw["results_dir"],
+        kw["models_dir"],
+        report_dir or kw["results_dir"].parent,
+        Path(options.cache_dir) if options.cache_dir else None,
+    )
     dataset = prepare_dataset(kw["image_dir"], kw["validation_percentage"], kw["testing_percentage"])
     report_dataset(dataset)
     echo(f"backbones: {', '.join(s.name for s in specs)} on {kw['device']}, weights {kw['weights']}")
@@ -403,7 +478,7 @@ def run_cmd(ctx: click.Context, **kw: Any) -> None:
         debug=ctx.meta.get("harness.debug", False),
     )
     path = save_run(record, kw["results_dir"])
-    report_dir = kw["report_dir"] or kw["results_dir"].parent / record["run_id"]
+    report_dir = report_dir or kw["results_dir"].parent / record["run_id"]
     written = render_report(
         [record], report_dir, title=f"harness run {record['run_id']}", min_accuracy=kw["min_accuracy"]
     )
@@ -445,15 +520,16 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 )
 @click.option("--min-accuracy", default=0.9, show_default=True)
 @click.option("--title", default="harness report", show_default=True)
+@speed_option("--speed", "The speed column of the Pareto chart and the recommendation.")
 def report_cmd(
-    runs: tuple[str, ...], results_dir: Path, output_dir: Path, min_accuracy: float, title: str
+    runs: tuple[str, ...], results_dir: Path, output_dir: Path, min_accuracy: float, title: str, speed: str
 ) -> None:
     """Re-render reports from stored RUNS (ids, id prefixes or files; default: all stored runs)."""
     from harness.report import render_report
     from harness.results import find_runs, load_run
 
     records = [load_run(p) for p in find_runs(list(runs), results_dir)]
-    written = render_report(records, output_dir, title=title, min_accuracy=min_accuracy)
+    written = render_report(records, output_dir, title=title, min_accuracy=min_accuracy, speed=speed)
     echo(f"{len(records)} run(s): {written['html']} (also {written['md'].name}, {written['csv'].name})")
 
 
@@ -462,25 +538,27 @@ def report_cmd(
 @results_dir_option
 @click.option("--min-accuracy", type=float, required=True, help="Test accuracy target, e.g. 0.9.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Only rows measured on this device.")
+@speed_option("--by", "The speed column to rank by.")
 @click.option(
-    "--by",
-    type=click.Choice(["bottleneck_img_per_s", "latency_ms_p50", "bottleneck_ms_per_img_p50"]),
-    default="bottleneck_img_per_s",
-    show_default=True,
-    help="The speed column to rank by.",
+    "--max-size-mb", type=float, help="Only models at most this large (SavedModel, or the TFLite file)."
 )
 def recommend_cmd(
-    runs: tuple[str, ...], results_dir: Path, min_accuracy: float, device: str | None, by: str
+    runs: tuple[str, ...],
+    results_dir: Path,
+    min_accuracy: float,
+    device: str | None,
+    by: str,
+    max_size_mb: float | None,
 ) -> None:
     """Name the fastest backbone whose test accuracy meets --min-accuracy."""
-    from harness.analysis import recommend
+    from harness.analysis import accuracy_column, recommend, size_column
     from harness.results import find_runs, load_run, runs_frame
 
     frame = runs_frame([load_run(p) for p in find_runs(list(runs), results_dir)])
-    rec = recommend(frame, min_accuracy, device=device, speed=by)
+    rec = recommend(frame, min_accuracy, device=device, speed=by, max_size_mb=max_size_mb)
     echo(rec.message)
     if not rec.candidates.empty:
-        cols = ["backbone", "device", by, "test_accuracy", "test_accuracy_ci_low", "run_id"]
+        cols = ["backbone", "device", by, accuracy_column(by), size_column(by), "run_id"]
         echo(table(rec.candidates[cols].round(4).to_dict("records"), cols))
     if rec.row is None:
         sys.exit(2)

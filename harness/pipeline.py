@@ -35,6 +35,8 @@ class PipelineOptions:
     extract_batch_size: int = 32
     augmentation: Any = None  # harness.augment.Augmentation; kept loose to avoid importing TF here
     export: bool = True
+    tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
+    latency_runs: int = 20
 
 
 @dataclass
@@ -88,6 +90,7 @@ class BackboneResult:
     export_seconds: float | None
     export_dir: Path | None
     metadata: dict[str, Any]
+    tflite: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _relative(dataset: Dataset, img: ImageFile) -> str:
@@ -144,10 +147,15 @@ def train_backbone(
         for img in dataset.images.images
         if img.content_hash in extraction.failed
     ]
+    for path, reason in failed:
+        log(f"warning: skipped {path}: {reason}")
     splits = {
         name: [img for img in imgs if img.content_hash in extraction.features]
         for name, imgs in dataset.splits.items()
     }
+    usable_classes = {img.label for imgs in splits.values() for img in imgs}
+    if len(usable_classes) < 2:
+        raise HarnessError(f"need at least 2 classes with decodable images, found {len(usable_classes)}")
     if not splits["training"]:
         raise HarnessError("no training image could be decoded")
     class_index = {c: i for i, c in enumerate(dataset.classes)}
@@ -174,6 +182,8 @@ def train_backbone(
             f"cross entropy {row['cross_entropy']:.4f}, validation accuracy {val_text}"
         )
 
+    if options.weights == "random":
+        log(f"{spec.name}: random weights: the accuracies below are meaningless (this is a speed run)")
     start = time.perf_counter()
     head, history = train_head(
         sampler,
@@ -214,6 +224,9 @@ def train_backbone(
         start = time.perf_counter()
         export_dir = export_model(backbone, head, dataset.classes, output_dir, metadata)
         export_seconds = time.perf_counter() - start
+    tflite: list[dict[str, Any]] = []
+    if options.tflite and export_dir is not None:
+        tflite = _export_tflite(backbone, head, dataset, splits, y, export_dir, options, log)
     return BackboneResult(
         spec=spec,
         backbone=backbone,
@@ -227,4 +240,44 @@ def train_backbone(
         export_seconds=export_seconds,
         export_dir=export_dir,
         metadata=metadata,
+        tflite=tflite,
     )
+
+
+def _export_tflite(
+    backbone: Any,
+    head: Any,
+    dataset: Dataset,
+    splits: dict[str, list[ImageFile]],
+    y: dict[str, np.ndarray],
+    export_dir: Path,
+    options: PipelineOptions,
+    log: Log,
+) -> list[dict[str, Any]]:
+    from harness.export import ExportedClassifier
+    from harness.tflite import export_and_measure, load_pixels
+
+    size = backbone.spec.input_size
+    rng = np.random.default_rng(options.train.seed)
+    train = splits["training"]
+    picks = rng.choice(len(train), size=min(100, len(train)), replace=False)
+    representative = load_pixels([train[i].path for i in sorted(picks)], size)
+    test_pixels = load_pixels([img.path for img in splits["testing"]], size) if splits["testing"] else None
+    variants = export_and_measure(
+        ExportedClassifier(backbone, head),
+        size,
+        export_dir,
+        options.tflite,
+        representative=representative,
+        test_pixels=test_pixels if test_pixels is not None else np.zeros((0, size, size, 3), np.float32),
+        test_labels=y["testing"],
+        classes=dataset.classes,
+        latency_runs=options.latency_runs,
+    )
+    for v in variants:
+        accuracy = "n/a" if v["test_accuracy"] is None else f"{v['test_accuracy'] * 100:.1f}%"
+        log(
+            f"{backbone.spec.name}: TFLite {v['quantize']}: {v['size_mb']:.2f} MB, test accuracy {accuracy}, "
+            f"{v['latency_ms_p50']:.1f} ms p50 at batch 1 ({v['threads']} threads)"
+        )
+    return variants

@@ -11,9 +11,9 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader
 
 from harness import plots
-from harness.analysis import compare_runs, pareto_front, recommend, usable
+from harness.analysis import accuracy_column, compare_runs, pareto_front, per_backbone, recommend, usable
 from harness.errors import HarnessError
-from harness.results import runs_frame
+from harness.results import QUANTIZATIONS, runs_frame
 
 #: Column -> heading of the comparison table, in order.
 DISPLAY = {
@@ -65,12 +65,20 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
         "bottleneck_ms_per_img_p50": 2,
         "latency_ms_p50": 1,
         "latency_ms_p90": 1,
-        "bottleneck_phase_s": 1,
+        "bottleneck_phase_s": 3,
         "train_s": 2,
     }.items():
         out[column] = out[column].round(digits)
-    out = out[list(DISPLAY)].rename(columns=DISPLAY)
-    return out
+    columns = dict(DISPLAY)
+    for q in QUANTIZATIONS:  # TFLite columns only where some row has them
+        size, acc, p50 = (f"tflite_{q}_size_mb", f"tflite_{q}_test_accuracy", f"tflite_{q}_latency_ms_p50")
+        if size in out and out[size].notna().any():
+            out[size] = out[size].round(2)
+            out[p50] = out[p50].round(1)
+            out[acc] = ["n/a (random weights)" if r else _pct(a) for r, a in zip(random, out[acc])]
+            columns.update({size: f"tflite {q} MB", acc: f"tflite {q} acc", p50: f"tflite {q} ms p50"})
+    columns["error"] = columns.pop("error")  # errors last
+    return out[list(columns)].rename(columns=columns)
 
 
 def _b64(png: bytes | None) -> str | None:
@@ -82,6 +90,17 @@ def _merged_dataset(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len({r.get("dataset", {}).get("fingerprint") for r in runs}) > 1:
         return dict(first, fingerprint="several (runs on different data)")
     return first
+
+
+def _skipped_files(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Files not used by any of ``runs``, with the reason, each listed once."""
+    out: dict[str, str] = {}
+    for run in runs:
+        items = run.get("skipped_files")
+        if items is None:  # older runs kept only the scan's list
+            items = [{"path": p, "reason": r} for p, r in run.get("dataset", {}).get("skipped", [])]
+        out.update({item["path"]: item["reason"] for item in items})
+    return sorted(out.items())
 
 
 def render_report(
@@ -108,9 +127,10 @@ def render_report(
     table = display_frame(frame)
     rec = recommend(frame, min_accuracy, speed=speed)
     recommendation = f"Fastest backbone with at least {min_accuracy:.0%} test accuracy: {rec.message}."
-    front = pareto_front(usable(frame), speed)
+    summary = per_backbone(usable(frame, accuracy_column(speed)), speed)
+    front = pareto_front(summary, speed) if not summary.empty else pd.Series(dtype=bool)
     if front.any():
-        names = ", ".join(frame.loc[front[front].index, "backbone"])
+        names = ", ".join(summary.loc[front[front].index, "backbone"])
         recommendation += f" Pareto front (no backbone both faster and more accurate): {names}."
 
     cache_table = None
@@ -134,21 +154,21 @@ def render_report(
             )
 
     curves, confusions = [], []
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}  # one figure per backbone: its latest run
     for run in runs:
-        suffix = f" ({run['run_id']})" if len(runs) > 1 else ""
         for name, detail in run.get("details", {}).items():
-            if not detail:
-                continue
-            curve = _b64(plots.training_curves(detail.get("history") or [], name + suffix))
-            if curve:
-                curves.append((name + suffix, curve))
-            matrix = _b64(
-                plots.confusion_matrix(
-                    detail.get("confusion") or [], detail.get("classes", []), name + suffix
-                )
-            )
-            if matrix:
-                confusions.append((name + suffix, matrix))
+            if detail:
+                latest[name] = (run["run_id"], detail)
+    for name, (run_id, detail) in latest.items():
+        suffix = f" ({run_id})" if len(runs) > 1 else ""
+        curve = _b64(plots.training_curves(detail.get("history") or [], name + suffix))
+        if curve:
+            curves.append((name + suffix, curve))
+        matrix = _b64(
+            plots.confusion_matrix(detail.get("confusion") or [], detail.get("classes", []), name + suffix)
+        )
+        if matrix:
+            confusions.append((name + suffix, matrix))
 
     html = (
         Environment(loader=PackageLoader("harness"), autoescape=True)
@@ -164,7 +184,7 @@ def render_report(
             scatter=_b64(plots.accuracy_vs_speed(frame, speed)),
             curves=curves,
             confusions=confusions,
-            skipped=_merged_dataset(runs).get("skipped", []),
+            skipped=_skipped_files(runs),
         )
     )
     markdown = "\n".join(

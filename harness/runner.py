@@ -136,6 +136,15 @@ def benchmark_backbone(
         "test_accuracy_ci_high": ev.ci95[1] if real else None,
         "error": None,
     }
+    for variant in result.tflite:
+        prefix = f"tflite_{variant['quantize']}_"
+        row[prefix + "size_mb"] = variant["size_mb"]
+        row[prefix + "test_accuracy"] = variant["test_accuracy"] if real else None
+        row[prefix + "latency_ms_p50"] = variant["latency_ms_p50"]
+        row[prefix + "latency_ms_p90"] = variant["latency_ms_p90"]
+        row["tflite_threads"] = variant["threads"]
+    for column in ROW_COLUMNS:
+        row.setdefault(column, None)
     details = {
         "classes": dataset.classes,
         "history": result.history if real else [],
@@ -145,6 +154,7 @@ def benchmark_backbone(
         "failed_images": result.failed_images,
         "timing": {"bottleneck": throughput, "latency": latency},
         "export_dir": str(result.export_dir) if result.export_dir else None,
+        "tflite": [{k: v for k, v in t.items() if k != "predictions" or real} for t in result.tflite],
     }
     return row, details
 
@@ -200,6 +210,9 @@ def run_backbones(
         rows.append(row)
         details[spec.name] = detail
         _release_memory()
+    skipped = {path: reason for path, reason in dataset.images.skipped}
+    for detail in details.values():
+        skipped.update(dict(detail.get("failed_images", [])))
     return {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -224,6 +237,8 @@ def run_backbones(
         },
         "rows": rows,
         "details": details,
+        # Every file not used, with why: scan skips and files that failed to decode.
+        "skipped_files": [{"path": p, "reason": r} for p, r in sorted(skipped.items())],
     }
 
 

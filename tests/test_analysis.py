@@ -49,7 +49,7 @@ def test_recommend_picks_fastest_meeting_target_and_ignores_random_weights():
     frame = _frame(ROWS)
     rec = recommend(frame, 0.9)
     assert rec.row["backbone"] == "medium"
-    assert "medium: 92.0% test accuracy" in rec.message and "3 of 4 backbones" in rec.message
+    assert "medium: 92.0% test accuracy" in rec.message and "3 of 4 results" in rec.message
     assert recommend(frame, 0.8).row["backbone"] == "small"  # random_fast is faster but has no accuracy
     assert recommend(frame, 0.9, speed="latency_ms_p50").row["backbone"] == "medium"
 

@@ -165,7 +165,7 @@ def test_hostile_names_are_escaped_in_html(tiny_backbone, small_flowers, tmp_pat
     record["details"]["tiny_test"]["classes"] = record["dataset"]["classes"][:3]
     record["details"]["tiny_test"]["classes"][0] = HOSTILE
     record["rows"][0]["error"] = HOSTILE
-    record["dataset"]["skipped"] = [[HOSTILE + ".jpg", "not an image"]]
+    record["skipped_files"] = [{"path": HOSTILE + ".jpg", "reason": "not an image"}]
     from harness.report import render_report
 
     html = render_report([record], tmp_path / "hostile")["html"].read_text()
