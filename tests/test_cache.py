@@ -46,7 +46,25 @@ def test_compaction_merges_shards_without_losing_entries(tmp_path):
     for i in range(COMPACT_AT):
         cache.write(_keys(2, start=10 * i), np.full((2, 2), i, np.float32))
     cache.compact()
-    assert len(list(cache.directory.glob("*.npy"))) == 1
+    assert len(list(cache.directory.glob("*.shard"))) == 1
     loaded = cache.load()
     assert len(loaded.features) == 2 * COMPACT_AT
     np.testing.assert_array_equal(loaded.features[_keys(2, start=50)[1]], [5, 5])
+
+
+def test_open_features_memory_maps_rows_in_the_order_asked(tmp_path):
+    cache = BottleneckCache(tmp_path, "bb", "id", 3)
+    rng = np.random.default_rng(1)
+    first, second = _keys(5), _keys(4, start=50)
+    a, b = rng.random((5, 3), dtype=np.float32), rng.random((4, 3), dtype=np.float32)
+    cache.write(first, a)
+    cache.write(second, b)
+    wanted = [second[2], first[0], first[4], second[0]]
+    features = cache.open_features(wanted)
+    assert len(features) == 4 and features.shape == (4, 3)
+    np.testing.assert_array_equal(features[np.array([0, 1, 2, 3])], np.stack([b[2], a[0], a[4], b[0]]))
+    np.testing.assert_array_equal(features[np.array([3, 3])], np.stack([b[0], b[0]]))
+    import pytest
+
+    with pytest.raises(KeyError, match="1 keys are not cached"):
+        cache.open_features([first[0], "f" * 40])

@@ -216,14 +216,15 @@ def test_backbone_names_cannot_escape_output_folders():
 def test_nothing_is_unpickled_from_the_cache(tmp_path):
     cache = BottleneckCache(tmp_path, "bb", "id", 2)
     shard = cache.write(["a" * 40], np.ones((1, 2), np.float32))
-    # Replace the shard with a pickled object array under a valid checksum name.
+    # A shard whose features are a pickled object array, under a valid checksum name.
     import hashlib
     import io
 
     buffer = io.BytesIO()
+    np.save(buffer, np.array([b"b" * 40], dtype="S40"))
     np.save(buffer, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     data = buffer.getvalue()
-    evil = shard.with_name(f"evil-{hashlib.sha256(data).hexdigest()[:16]}.npy")
+    evil = shard.with_name(f"evil-{hashlib.sha256(data).hexdigest()[:16]}.shard")
     evil.write_bytes(data)
     loaded = cache.load()
     assert evil.name in loaded.corrupt_shards and set(loaded.features) == {"a" * 40}
