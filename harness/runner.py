@@ -39,8 +39,9 @@ def device_name(device: str) -> str:
     raise HarnessError(f"unknown device {device!r} (cpu or gpu)")
 
 
-def _dir_size_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+def _saved_model_size_mb(path: Path) -> float:
+    """The SavedModel's own files: TFLite files written beside it have their own column."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix != ".tflite") / 1e6
 
 
 def _first_line(exc: BaseException) -> str:
@@ -103,7 +104,7 @@ def benchmark_backbone(
         "input_size": spec.input_size,
         "feature_size": result.backbone.feature_size,
         "params": result.backbone.params,
-        "model_size_mb": _dir_size_mb(result.export_dir) if result.export_dir else None,
+        "model_size_mb": _saved_model_size_mb(result.export_dir) if result.export_dir else None,
         "n_classes": len(dataset.classes),
         "n_train": result.splits_used["training"],
         "n_validation": result.splits_used["validation"],

@@ -120,6 +120,11 @@ def test_run_rows_report_and_recommend_use_tflite_columns(tiny_backbone, small_f
         assert row[f"tflite_{q}_latency_ms_p90"] >= row[f"tflite_{q}_latency_ms_p50"] > 0
         assert 0 <= row[f"tflite_{q}_test_accuracy"] <= 1
     assert row["tflite_float16_size_mb"] is None and row["tflite_threads"] == os.cpu_count()
+    model_dir = tmp_path / "models" / "tiny_test"
+    tflite_mb = sum(p.stat().st_size for p in model_dir.glob("*.tflite")) / 1e6
+    everything_mb = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()) / 1e6
+    assert row["model_size_mb"] == pytest.approx(everything_mb - tflite_mb)  # the SavedModel alone
+    assert row["tflite_none_size_mb"] == pytest.approx((model_dir / "model.tflite").stat().st_size / 1e6)
     html = (tmp_path / record["run_id"] / "report.html").read_text()
     assert "tflite none MB" in html and "tflite int8 ms p50" in html
     rec = CliRunner().invoke(

@@ -1,0 +1,293 @@
+"""Bottleneck throughput against its physical limits and the usual baselines.
+
+    .venv/bin/python benchmarks/throughput.py --image-dir ../shared/data/flower_photos_subset \\
+        --weights-dir ../shared/keras_home/models [--backbones mobilenet_v2_035,...] [--images 384]
+
+Measured in one process on the same image files, repetitions alternating between methods
+so that machine noise hits all of them alike (medians of --repeats):
+
+- model limit: the backbone's feature function on a decoded, resized batch held in memory;
+- decode limit: read + decode + resize with tf.data, in parallel, nothing else running;
+- pipeline limit: both together. With the model on the CPU, decoding and the model share
+  the cores, so 1 / (1/model + 1/decode); with the model on a GPU, min(model, decode);
+- harness: JPEG files on disk to features in an empty bottleneck cache (harness' own path);
+- retrain.py style: one image at a time, read, decode, resize, run;
+- Keras tutorial: keras.utils.image_dataset_from_directory + model.predict.
+
+Then the warm-cache re-run against the cold run, final-layer training (4000 steps of 100
+on 1,500 cached 1024-dim vectors) against the cold extraction of 1,500 images, and the
+start-up of `harness --help` / `harness backbones` (which must not import TensorFlow).
+Everything is printed as one table of ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: bool) -> dict:
+    """All throughput figures of one backbone, medians over alternating repetitions."""
+    import keras
+    import tensorflow as tf
+
+    from harness import tfops
+    from harness.cache import BottleneckCache
+    from harness.extract import extract_features
+    from harness.model import load_backbone
+    from harness.registry import get_backbone, weights_location
+
+    paths = [str(i.path) for i in images]
+    n = len(paths)
+    spec = get_backbone(name)
+    weights = "imagenet" if weights_location(spec, args.weights_dir) else "random"
+    backbone = load_backbone(spec, weights, args.weights_dir)
+    size, bs = spec.input_size, args.batch_size
+    keras_model = backbone.model
+
+    # Real photos, decoded and resized once, held in memory: random noise can run at a
+    # different speed than images do (activation magnitudes, denormals).
+    batch = tf.stack([tfops.load_resized(tf.constant(p), size) for p in paths[:bs]])
+    backbone.features(batch).numpy()
+
+    def model_limit() -> float:
+        start = time.perf_counter()
+        for _ in range(max(1, n // bs)):
+            backbone.features(batch).numpy()
+        return rate(max(1, n // bs) * bs, time.perf_counter() - start)
+
+    def decode_limit() -> float:
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(
+            lambda p: tfops.load_resized(p, size), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        ds = ds.batch(bs).prefetch(tf.data.AUTOTUNE)
+        start = time.perf_counter()
+        count = sum(int(b.shape[0]) for b in ds)
+        return rate(count, time.perf_counter() - start)
+
+    def harness_path() -> float:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
+            result = extract_features(backbone, images, cache, batch_size=bs)
+            return rate(result.computed + result.cached, result.seconds)
+
+    def retrain_style() -> float:
+        start = time.perf_counter()
+        for p in paths:
+            image = tfops.load_resized(tf.constant(p), size)
+            backbone.features(image[tf.newaxis]).numpy()
+        return rate(n, time.perf_counter() - start)
+
+    link_dir = Path(tempfile.mkdtemp())
+    for i, img in enumerate(images):
+        (link_dir / img.label).mkdir(exist_ok=True)
+        (link_dir / img.label / f"{i:05d}_{img.path.name}").symlink_to(img.path.resolve())
+
+    def keras_tutorial() -> float:
+        start = time.perf_counter()
+        ds = keras.utils.image_dataset_from_directory(
+            link_dir, image_size=(size, size), batch_size=bs, shuffle=False, verbose=False
+        )
+        ds = ds.map(lambda x, y: tfops.preprocess(x, spec.preprocessing))
+        out = keras_model.predict(ds, verbose=0)
+        return rate(len(out), time.perf_counter() - start)
+
+    methods = {
+        "model": model_limit,
+        "decode": decode_limit,
+        "harness": harness_path,
+        "retrain.py": retrain_style,
+        "keras": keras_tutorial,
+    }
+    for method in methods.values():  # warm every path once, unmeasured
+        method()
+    samples: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(args.repeats):
+        for key, method in methods.items():
+            samples[key].append(method())
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    limit = min(med["model"], med["decode"]) if on_gpu else 1 / (1 / med["model"] + 1 / med["decode"])
+
+    # Cold versus warm cache on the same images, and training against extraction.
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
+        cold = extract_features(backbone, images, cache, batch_size=bs)
+        warm = extract_features(backbone, images, cache, batch_size=bs)
+    return {
+        "backbone": name,
+        "weights": weights,
+        "model img/s": med["model"],
+        "decode img/s": med["decode"],
+        "limit img/s": limit,
+        "harness img/s": med["harness"],
+        "harness/limit": med["harness"] / limit,
+        "harness/keras": med["harness"] / med["keras"],
+        "harness/retrain": med["harness"] / med["retrain.py"],
+        "cold/warm": cold.seconds / warm.seconds,
+    }
+
+
+STORE_CHILD = """
+import resource, sys, tempfile, time
+import numpy as np
+from harness.cache import BottleneckCache
+from harness.train import TrainConfig, cached_sampler, train_head
+n, dim, per_shard = int(sys.argv[1]), int(sys.argv[2]), 65536
+with tempfile.TemporaryDirectory(dir=sys.argv[3]) as root:
+    cache = BottleneckCache(root, "synthetic", "store", dim)
+    rng = np.random.default_rng(0)
+    keys = [f"{i:040x}" for i in range(n)]
+    for start in range(0, n, per_shard):
+        chunk = keys[start:start + per_shard]
+        cache.write(chunk, rng.random((len(chunk), dim), dtype=np.float32))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    features = cache.open_features(keys)
+    labels = rng.integers(0, 5, n)
+    train_head(cached_sampler(features, labels), dim, 5, TrainConfig(steps=1000, batch_size=100))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(n * dim * 4 / 2**20, before / 1024, peak / 1024, time.perf_counter() - t)
+"""
+
+
+def store_benchmark(n: int, dim: int) -> str:
+    """Train on a synthetic store of ``n`` cached vectors in a fresh process; report its memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", STORE_CHILD, str(n), str(dim), tempfile.gettempdir()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data_mb, before_mb, peak_mb, seconds = (float(x) for x in done.stdout.split())
+    return (
+        f"synthetic store: {n:,} cached vectors x {dim} = {data_mb:,.0f} MiB on disk; opening it and "
+        f"training 1000 steps took {seconds:.1f} s, peak RSS {peak_mb:,.0f} MiB "
+        f"({peak_mb / data_mb:.2f}x the data; {before_mb:,.0f} MiB after writing it)"
+    )
+
+
+def run_memory(image_dir: Path, weights_dir: Path | None) -> str:
+    """Peak RSS of a real `harness train` over every image, cold cache, in a child process."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "harness",
+            "train",
+            "--image-dir",
+            str(image_dir),
+            "--backbone",
+            "mobilenet_v1_100",
+            "--cache-dir",
+            f"{tmp}/cache",
+            "--output-dir",
+            f"{tmp}/model",
+        ]
+        if weights_dir:
+            command += ["--weights-dir", str(weights_dir)]
+        subprocess.run(command, capture_output=True, check=True)
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return f"peak RSS of `harness train` on all images (mobilenet_v1_100, cold cache): {peak_gib:.2f} GiB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image-dir", required=True, type=Path)
+    parser.add_argument("--weights-dir", type=Path)
+    parser.add_argument(
+        "--backbones",
+        default="mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035,mobilenet_v3_small,inception_v3",
+    )
+    parser.add_argument("--images", type=int, default=384, help="Images per measurement.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--store-vectors", type=int, default=1_000_000, help="Synthetic store size (0: skip)."
+    )
+    parser.add_argument("--skip-memory-run", action="store_true", help="Skip the full `harness train` run.")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from harness.images import scan_images
+    from harness.train import TrainConfig, cached_sampler, train_head
+
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    all_images = scan_images(args.image_dir).images
+    step = max(1, len(all_images) // args.images)
+    images = all_images[::step][: args.images]
+    n = len(images)
+    bs = args.batch_size
+    rows = []
+    for name in [b.strip() for b in args.backbones.split(",") if b.strip()]:
+        rows.append(measure_backbone(name, images, args, on_gpu))
+        print(
+            f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items() if isinstance(v, float)),
+            flush=True,
+        )
+        keras.backend.clear_session()
+
+    # Final-layer training on 1,500 cached 1024-dim bottlenecks vs cold extraction of 1,500.
+    rng = np.random.default_rng(0)
+    features = rng.random((1500, 1024), dtype=np.float32) * 6
+    labels = rng.integers(0, 5, 1500)
+    start = time.perf_counter()
+    train_head(cached_sampler(features, labels), 1024, 5, TrainConfig(steps=4000, batch_size=100))
+    train_seconds = time.perf_counter() - start
+    ref = next((r for r in rows if r["backbone"] == "mobilenet_v1_100"), rows[0])
+    cold_1500 = 1500 / ref["harness img/s"]
+
+    def startup(*cli: str) -> tuple[float, bool]:
+        code = (
+            "import sys, time; t = time.perf_counter(); from click.testing import CliRunner; "
+            "from harness.cli import cli; CliRunner().invoke(cli, sys.argv[1:]); "
+            "print(time.perf_counter() - t, 'tensorflow' in sys.modules)"
+        )
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code, *cli], capture_output=True, text=True, check=True)
+        total = time.perf_counter() - start
+        return total, out.stdout.split()[-1] == "True"
+
+    help_s, help_tf = startup("--help")
+    list_s, list_tf = startup("backbones")
+
+    formula = (
+        "min(model, decode) [model on GPU]" if on_gpu else "1 / (1/model + 1/decode) [CPU: shared cores]"
+    )
+    print(f"\npipeline limit = {formula}; {args.repeats} alternating repetitions, {n} images, batch {bs}\n")
+    header = list(rows[0])
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()))
+    print(
+        f"\ntraining 4000 steps x 100 on 1500 x 1024: {train_seconds:.2f} s = "
+        f"{train_seconds / cold_1500:.1%} of the cold extraction of 1500 images with {ref['backbone']} "
+        f"({cold_1500:.1f} s)"
+    )
+    print(f"harness --help: {help_s:.2f} s, imports TensorFlow: {help_tf}")
+    print(f"harness backbones: {list_s:.2f} s, imports TensorFlow: {list_tf}")
+    if not args.skip_memory_run:
+        print(run_memory(args.image_dir, args.weights_dir))
+    if args.store_vectors:
+        print(store_benchmark(args.store_vectors, 256))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
