@@ -7,12 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from harness.results import QUANTIZATIONS
+
 #: Speed columns and whether higher is better.
 SPEED_COLUMNS = {
     "bottleneck_img_per_s": True,
     "latency_ms_p50": False,
     "bottleneck_ms_per_img_p50": False,
-    **{f"tflite_{q}_latency_ms_p50": False for q in ("none", "float16", "dynamic", "int8")},
+    **{f"tflite_{q}_latency_ms_p50": False for q in QUANTIZATIONS},
 }
 
 

@@ -17,6 +17,7 @@ from harness import __version__
 from harness.console import echo, warn
 from harness.errors import HarnessError
 from harness.registry import WEIGHTS_CHOICES
+from harness.results import QUANTIZATIONS
 
 DEFAULT_BACKBONE = "inception_v3"
 
@@ -139,8 +140,6 @@ class QuantizeList(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[str, ...]:
-        from harness.results import QUANTIZATIONS
-
         if isinstance(value, tuple):
             return value
         items = tuple(dict.fromkeys(v.strip() for v in str(value).split(",") if v.strip()))
@@ -276,7 +275,7 @@ SPEED_CHOICES = [
     "bottleneck_img_per_s",
     "latency_ms_p50",
     "bottleneck_ms_per_img_p50",
-    *[f"tflite_{q}_latency_ms_p50" for q in ("none", "float16", "dynamic", "int8")],
+    *[f"tflite_{q}_latency_ms_p50" for q in QUANTIZATIONS],
 ]
 
 
