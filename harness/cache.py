@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.atomic import atomic_write
 
 FORMAT_VERSION = 2
 SUFFIX = ".shard"
@@ -152,7 +152,7 @@ class BottleneckCache:
             raise ValueError("keys and features differ in length")
         data = _encode(keys, features)
         final = self.directory / f"{uuid.uuid4().hex}-{hashlib.sha256(data).hexdigest()[:16]}{SUFFIX}"
-        _atomic_write(final, data)
+        atomic_write(final, data, what=f"the bottleneck cache at {final.parent}")
         return final
 
     def compact(self) -> None:
@@ -256,22 +256,3 @@ def _checksum_ok(path: Path) -> bool:
     except OSError:
         return False
     return digest.hexdigest()[:16] == _checksum_in_name(path)
-
-
-def _atomic_write(final: Path, data: bytes) -> None:
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot write the bottleneck cache at {final.parent}: {exc.strerror or exc}"
-        ) from exc

@@ -15,7 +15,7 @@ import click
 
 from harness import __version__
 from harness.console import echo, warn
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.registry import WEIGHTS_CHOICES
 from harness.results import QUANTIZATIONS
 
@@ -60,10 +60,8 @@ class HarnessGroup(click.Group):
         except Exception as exc:
             if ctx.meta.get("harness.debug"):
                 raise
-            message = str(exc).strip().splitlines()
-            first = message[0] if message else ""
             raise click.ClickException(
-                f"{type(exc).__name__}: {first} (run with --debug for the traceback)"
+                f"{type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)"
             ) from None
 
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from harness import tfops
 from harness.cache import BottleneckCache
+from harness.errors import first_line
 from harness.images import ImageFile
 from harness.model import Backbone
 
@@ -46,8 +47,7 @@ def _decode_error(path: str) -> str:
     try:
         tfops.decode_image(tf.io.read_file(path))
     except Exception as exc:  # only to word the reason; the pipeline already dropped it
-        message = str(getattr(exc, "message", exc)).strip().splitlines()
-        return "cannot decode: " + (message[0] if message else type(exc).__name__)
+        return "cannot decode: " + (first_line(exc) or type(exc).__name__)
     return "cannot decode"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.export import LABELS_FILE, METADATA_FILE
 from harness.images import sniff_format
 
@@ -112,6 +112,5 @@ def classify_files(
                 try:
                     rows([file], classifier.predict([blob]))
                 except Exception as exc:
-                    message = str(getattr(exc, "message", exc)).strip().splitlines()
-                    skipped.append((str(file), "cannot decode: " + (message[0] if message else "error")))
+                    skipped.append((str(file), "cannot decode: " + (first_line(exc) or "error")))
     return results, skipped

@@ -262,14 +262,13 @@ def _export_tflite(
     train = splits["training"]
     picks = rng.choice(len(train), size=min(100, len(train)), replace=False)
     representative = load_pixels([train[i].path for i in sorted(picks)], size)
-    test_pixels = load_pixels([img.path for img in splits["testing"]], size) if splits["testing"] else None
     variants = export_and_measure(
         ExportedClassifier(backbone, head),
         size,
         export_dir,
         options.tflite,
         representative=representative,
-        test_pixels=test_pixels if test_pixels is not None else np.zeros((0, size, size, 3), np.float32),
+        test_pixels=load_pixels([img.path for img in splits["testing"]], size),
         test_labels=y["testing"],
         classes=dataset.classes,
         latency_runs=options.latency_runs,

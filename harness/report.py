@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader
 
 from harness import plots
 from harness.analysis import accuracy_column, compare_runs, pareto_front, per_backbone, recommend, usable
+from harness.atomic import atomic_write
 from harness.errors import HarnessError
 from harness.results import QUANTIZATIONS, runs_frame
 
@@ -200,18 +201,8 @@ def render_report(
         ]
     )
     paths = {"csv": out / "report.csv", "md": out / "report.md", "html": out / "report.html"}
-    _write(paths["csv"], frame.to_csv(index=False))
-    _write(paths["md"], markdown)
-    _write(paths["html"], html)
+    # Each replaced atomically: a full disk leaves the previous report intact.
+    atomic_write(paths["csv"], frame.to_csv(index=False).encode())
+    atomic_write(paths["md"], markdown.encode())
+    atomic_write(paths["html"], html.encode())
     return paths
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically: a full disk leaves the previous report intact."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from exc

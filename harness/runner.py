@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.pipeline import Dataset, Log, PipelineOptions, Progress, train_backbone
 from harness.registry import BackboneSpec
 from harness.results import ROW_COLUMNS, SCHEMA, new_run_id
@@ -46,8 +46,7 @@ def _saved_model_size_mb(path: Path) -> float:
 
 def _first_line(exc: BaseException) -> str:
     """One line for the report: our own errors as they are, others with their type."""
-    lines = str(getattr(exc, "message", exc)).strip().splitlines()
-    text = lines[0] if lines else ""
+    text = first_line(exc)
     if isinstance(exc, HarnessError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import tfops
-from harness.errors import HarnessError
+from harness.atomic import atomic_write
+from harness.errors import HarnessError, first_line
 from harness.results import QUANTIZATIONS
 
 
@@ -71,7 +72,7 @@ def convert(
     try:
         return converter.convert()
     except Exception as exc:
-        raise HarnessError(f"TFLite conversion ({quantize}) failed: {str(exc).splitlines()[0]}") from exc
+        raise HarnessError(f"TFLite conversion ({quantize}) failed: {first_line(exc)}") from exc
 
 
 class TFLiteModel:
@@ -106,8 +107,9 @@ def decode_resize(encoded: bytes, size: int) -> np.ndarray:
 
 
 def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarray:
-    """Decoded, resized pixels of image files, ``[N, S, S, 3]`` float32."""
-    return np.stack([tfops.load_resized(tf.constant(str(p)), size).numpy() for p in paths])
+    """Decoded, resized pixels of image files, ``[N, S, S, 3]`` float32 (N may be 0)."""
+    pixels = [tfops.load_resized(tf.constant(str(p)), size).numpy() for p in paths]
+    return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.float32)
 
 
 def export_and_measure(
@@ -130,13 +132,7 @@ def export_and_measure(
     for quantize in quantizations:
         data = convert(classifier, size, quantize, representative)
         path = output_dir / tflite_file_name(quantize)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        atomic_write(path, data)
         model = TFLiteModel(path)
         evaluation = (
             evaluate(model.predict_pixels(test_pixels), test_labels, classes) if len(test_labels) else None

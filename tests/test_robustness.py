@@ -274,7 +274,7 @@ def _enospc(*args, **kwargs):
 def test_disk_full_writing_the_cache_keeps_previous_entries(tmp_path, monkeypatch):
     cache = BottleneckCache(tmp_path, "bb", "id", 2)
     cache.write(["a" * 40], np.ones((1, 2), np.float32))
-    monkeypatch.setattr("harness.cache.os.fsync", _enospc)
+    monkeypatch.setattr("harness.atomic.os.fsync", _enospc)
     with pytest.raises(HarnessError, match="No space left on device"):
         cache.write(["b" * 40], np.ones((1, 2), np.float32))
     monkeypatch.undo()
@@ -288,7 +288,7 @@ def test_disk_full_writing_a_report_keeps_the_previous_one(tmp_path, monkeypatch
     record = crafted_run()
     paths = report.render_report([record], tmp_path)
     before = {k: p.read_bytes() for k, p in paths.items()}
-    monkeypatch.setattr(report.Path, "write_text", _enospc)
+    monkeypatch.setattr("harness.atomic.os.fsync", _enospc)
     with pytest.raises(HarnessError, match="No space left on device"):
         report.render_report([record], tmp_path, title="new title")
     monkeypatch.undo()
