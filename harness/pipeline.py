@@ -226,7 +226,7 @@ def train_backbone(
         export_seconds = time.perf_counter() - start
     tflite: list[dict[str, Any]] = []
     if options.tflite and export_dir is not None:
-        tflite = _export_tflite(backbone, head, dataset, splits, y, export_dir, options, log)
+        tflite = _export_tflite(backbone, head, dataset, splits, y, evaluation, export_dir, options, log)
     return BackboneResult(
         spec=spec,
         backbone=backbone,
@@ -250,11 +250,11 @@ def _export_tflite(
     dataset: Dataset,
     splits: dict[str, list[ImageFile]],
     y: dict[str, np.ndarray],
+    evaluation: Any,
     export_dir: Path,
     options: PipelineOptions,
     log: Log,
 ) -> list[dict[str, Any]]:
-    from harness.export import ExportedClassifier
     from harness.tflite import export_and_measure, load_pixels
 
     size = backbone.spec.input_size
@@ -263,20 +263,25 @@ def _export_tflite(
     picks = rng.choice(len(train), size=min(100, len(train)), replace=False)
     representative = load_pixels([train[i].path for i in sorted(picks)], size)
     variants = export_and_measure(
-        ExportedClassifier(backbone, head),
-        size,
+        backbone,
+        head,
         export_dir,
         options.tflite,
         representative=representative,
         test_pixels=load_pixels([img.path for img in splits["testing"]], size),
         test_labels=y["testing"],
         classes=dataset.classes,
+        reference=np.asarray(evaluation.predictions),
         latency_runs=options.latency_runs,
     )
     for v in variants:
         accuracy = "n/a" if v["test_accuracy"] is None else f"{v['test_accuracy'] * 100:.1f}%"
+        if v["agreement"] is not None:
+            accuracy += f" (top-1 as float on {v['agreement'] * 100:.1f}%)"
+        corrected = v["bias_corrected_layers"]
         log(
             f"{backbone.spec.name}: TFLite {v['quantize']}: {v['size_mb']:.2f} MB, test accuracy {accuracy}, "
             f"{v['latency_ms_p50']:.1f} ms p50 at batch 1 ({v['threads']} threads)"
+            + (f", bias correction on {corrected} layers" if corrected else "")
         )
     return variants

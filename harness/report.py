@@ -73,11 +73,16 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     columns = dict(DISPLAY)
     for q in QUANTIZATIONS:  # TFLite columns only where some row has them
         size, acc, p50 = (f"tflite_{q}_size_mb", f"tflite_{q}_test_accuracy", f"tflite_{q}_latency_ms_p50")
+        agree = f"tflite_{q}_agreement"
         if size in out and out[size].notna().any():
             out[size] = out[size].round(2)
             out[p50] = out[p50].round(1)
             out[acc] = ["n/a (random weights)" if r else _pct(a) for r, a in zip(random, out[acc])]
-            columns.update({size: f"tflite {q} MB", acc: f"tflite {q} acc", p50: f"tflite {q} ms p50"})
+            out[agree] = ["n/a" if r else _pct(a) for r, a in zip(random, out.get(agree, [None] * len(out)))]
+            columns[size] = f"tflite {q} MB"
+            columns[acc] = f"tflite {q} acc"
+            columns[agree] = f"tflite {q} same top-1"
+            columns[p50] = f"tflite {q} ms p50"
     columns["error"] = columns.pop("error")  # errors last
     return out[list(columns)].rename(columns=columns)
 

@@ -57,9 +57,10 @@ ROW_COLUMNS = [
     "error",
 ]
 
-#: TFLite variants harness can export; each adds four columns to a row.
+#: TFLite variants harness can export; each adds five columns to a row. ``agreement``
+#: is the fraction of test images whose top-1 equals the float SavedModel's.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-TFLITE_FIELDS = ("size_mb", "test_accuracy", "latency_ms_p50", "latency_ms_p90")
+TFLITE_FIELDS = ("size_mb", "test_accuracy", "agreement", "latency_ms_p50", "latency_ms_p90")
 ROW_COLUMNS[-1:-1] = [f"tflite_{q}_{f}" for q in QUANTIZATIONS for f in TFLITE_FIELDS] + ["tflite_threads"]
 TEXT_COLUMNS = {
     "run_id",

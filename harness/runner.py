@@ -140,6 +140,7 @@ def benchmark_backbone(
         prefix = f"tflite_{variant['quantize']}_"
         row[prefix + "size_mb"] = variant["size_mb"]
         row[prefix + "test_accuracy"] = variant["test_accuracy"] if real else None
+        row[prefix + "agreement"] = variant.get("agreement") if real else None
         row[prefix + "latency_ms_p50"] = variant["latency_ms_p50"]
         row[prefix + "latency_ms_p90"] = variant["latency_ms_p90"]
         row["tflite_threads"] = variant["threads"]

@@ -112,9 +112,13 @@ def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarra
     return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.float32)
 
 
+# Quantizations whose int8 kernels get bias correction (see harness.quantize).
+BIAS_CORRECTED = ("dynamic", "int8")
+
+
 def export_and_measure(
-    classifier: Any,
-    size: int,
+    backbone: Any,
+    head: Any,
     output_dir: Path,
     quantizations: Iterable[str],
     *,
@@ -122,14 +126,40 @@ def export_and_measure(
     test_pixels: np.ndarray,
     test_labels: np.ndarray,
     classes: list[str],
+    reference: np.ndarray | None = None,
     latency_runs: int = 20,
 ) -> list[dict[str, Any]]:
-    """Write each TFLite variant and measure its test accuracy, latency and size."""
+    """Write each TFLite variant and measure its test accuracy, latency and size.
+
+    Args:
+        backbone: The :class:`harness.model.Backbone`.
+        head: The trained :class:`harness.train.Head`.
+        output_dir: Where the ``.tflite`` files go (the SavedModel's folder).
+        quantizations: Variants to write, from :data:`harness.results.QUANTIZATIONS`.
+        representative: Training pixels ``[N, S, S, 3]`` for int8 calibration and bias
+            correction.
+        test_pixels: Test pixels, measured with the TFLite interpreter.
+        test_labels: Their class indices.
+        classes: Class names.
+        reference: The float model's top-1 class per test image; each variant's
+            ``agreement`` is the fraction of test images where its top-1 is the same,
+            a finer measure of what quantization changed than accuracy.
+        latency_runs: Timed batch-1 invocations per variant.
+    """
     from harness.evaluate import evaluate
+    from harness.export import ExportedClassifier
     from harness.timing import time_calls
 
+    size = backbone.spec.input_size
+    plain = ExportedClassifier(backbone, head)
+    corrected: tuple[Any, int] | None = None
     out = []
     for quantize in quantizations:
+        classifier, corrected_layers = plain, 0
+        if quantize in BIAS_CORRECTED:
+            if corrected is None:
+                corrected = _bias_corrected(backbone, head, representative)
+            classifier, corrected_layers = corrected
         data = convert(classifier, size, quantize, representative)
         path = output_dir / tflite_file_name(quantize)
         atomic_write(path, data)
@@ -137,6 +167,9 @@ def export_and_measure(
         evaluation = (
             evaluate(model.predict_pixels(test_pixels), test_labels, classes) if len(test_labels) else None
         )
+        agreement = None
+        if evaluation and reference is not None and len(reference):
+            agreement = float(np.mean(np.asarray(evaluation.predictions) == np.asarray(reference)))
         sample = test_pixels[0] if len(test_pixels) else representative[0]
         latency = time_calls(lambda m=model, x=sample: m.invoke(x), runs=latency_runs)
         out.append(
@@ -145,10 +178,28 @@ def export_and_measure(
                 "path": str(path),
                 "size_mb": len(data) / 1e6,
                 "test_accuracy": evaluation.accuracy if evaluation else None,
+                "agreement": agreement,
                 "predictions": evaluation.predictions if evaluation else [],
                 "latency_ms_p50": latency["p50"],
                 "latency_ms_p90": latency["p90"],
                 "threads": model.num_threads,
+                "bias_corrected_layers": corrected_layers,
             }
         )
     return out
+
+
+def _bias_corrected(backbone: Any, head: Any, representative: np.ndarray) -> tuple[Any, int]:
+    """An exported classifier on a bias-corrected copy of a Keras backbone."""
+    import dataclasses
+
+    import keras
+
+    from harness.export import ExportedClassifier
+    from harness.quantize import bias_corrected_copy
+
+    if not isinstance(backbone.model, keras.Model) or not len(representative):
+        return ExportedClassifier(backbone, head), 0
+    inputs = tfops.preprocess(tf.constant(representative, tf.float32), backbone.spec.preprocessing)
+    model, correction = bias_corrected_copy(backbone.model, inputs.numpy())
+    return ExportedClassifier(dataclasses.replace(backbone, model=model), head), correction.corrected

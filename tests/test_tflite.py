@@ -119,6 +119,7 @@ def test_run_rows_report_and_recommend_use_tflite_columns(tiny_backbone, small_f
         assert row[f"tflite_{q}_size_mb"] > 0
         assert row[f"tflite_{q}_latency_ms_p90"] >= row[f"tflite_{q}_latency_ms_p50"] > 0
         assert 0 <= row[f"tflite_{q}_test_accuracy"] <= 1
+        assert 0 <= row[f"tflite_{q}_agreement"] <= 1
     assert row["tflite_float16_size_mb"] is None and row["tflite_threads"] == os.cpu_count()
     model_dir = tmp_path / "models" / "tiny_test"
     tflite_mb = sum(p.stat().st_size for p in model_dir.glob("*.tflite")) / 1e6
@@ -126,7 +127,9 @@ def test_run_rows_report_and_recommend_use_tflite_columns(tiny_backbone, small_f
     assert row["model_size_mb"] == pytest.approx(everything_mb - tflite_mb)  # the SavedModel alone
     assert row["tflite_none_size_mb"] == pytest.approx((model_dir / "model.tflite").stat().st_size / 1e6)
     html = (tmp_path / record["run_id"] / "report.html").read_text()
-    assert "tflite none MB" in html and "tflite int8 ms p50" in html
+    assert "tflite none MB" in html and "tflite int8 ms p50" in html and "tflite int8 same top-1" in html
+    (variant,) = [v for v in record["details"]["tiny_test"]["tflite"] if v["quantize"] == "int8"]
+    assert variant["bias_corrected_layers"] == 2
     rec = CliRunner().invoke(
         cli,
         [
@@ -209,6 +212,8 @@ def test_real_mobilenet_float_tflite_matches_savedmodel_and_int8_is_small(
         timeout=900,
     )
     assert done.returncode == 0, done.stderr
+    assert "TFLite int8" in done.stdout + done.stderr
+    assert "bias correction on 27 layers" in done.stdout + done.stderr
     from harness.label import classify_files, load_classifier
     from harness.pipeline import prepare_dataset
 
@@ -221,5 +226,7 @@ def test_real_mobilenet_float_tflite_matches_savedmodel_and_int8_is_small(
     # 4 bytes per weight become 1; on this smallest MobileNet (0.22M weights) the fixed
     # overhead of the graph and quantization parameters keeps the ratio a little under 3.
     assert (out / "model.tflite").stat().st_size >= 2.5 * (out / "model_int8.tflite").stat().st_size
+    # 2 of these 49 differ here (3 without bias correction, which test_quantize checks
+    # more finely); the margin allows another CPU's kernels to flip one or two more.
     agreement = np.mean([a == b for a, b in zip(labels[0], labels[2])])
-    assert agreement >= 0.85, agreement
+    assert agreement >= 0.9, agreement
