@@ -199,7 +199,7 @@ def render_report(
             "",
             recommendation,
             "",
-            table.fillna("").to_markdown(index=False),
+            table.astype(object).where(table.notna(), "").to_markdown(index=False),
             "",
             "Accuracy from random weights is not a result: those rows are for speed only.",
             "",
