@@ -6,13 +6,17 @@
 Measured in one process on the same image files, repetitions alternating between methods
 so that machine noise hits all of them alike (medians of --repeats):
 
-- model limit: the backbone's feature function on a decoded, resized batch held in memory;
+- model limit: the backbone's feature function on a decoded, resized batch held in memory,
+  at harness' batch size; the model alone at batch sizes 8, 16 and 32 is measured too, and
+  the fastest is printed (on a CPU small batches run faster: activations stay in cache);
 - decode limit: read + decode + resize with tf.data, in parallel, nothing else running;
 - pipeline limit: both together. With the model on the CPU, decoding and the model share
   the cores, so 1 / (1/model + 1/decode); with the model on a GPU, min(model, decode);
-- harness: JPEG files on disk to features in an empty bottleneck cache (harness' own path);
+- harness: JPEG files on disk to features in an empty bottleneck cache (harness' own path,
+  at its default batch size for the device unless --batch-size is given);
 - retrain.py style: one image at a time, read, decode, resize, run;
-- Keras tutorial: keras.utils.image_dataset_from_directory + model.predict.
+- Keras tutorial: keras.utils.image_dataset_from_directory + model.predict, at the
+  tutorial's (and the function's default) batch size of 32.
 
 Then the warm-cache re-run against the cold run, final-layer training (4000 steps of 100
 on 1,500 cached 1024-dim vectors) against the cold extraction of 1,500 images, and the
@@ -29,9 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+KERAS_TUTORIAL_BATCH = 32
 
 
 def rate(n: int, seconds: float) -> float:
@@ -56,17 +64,23 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     backbone = load_backbone(spec, weights, args.weights_dir)
     size, bs = spec.input_size, args.batch_size
     keras_model = backbone.model
+    model_sizes = sorted({8, 16, 32, bs})
 
     # Real photos, decoded and resized once, held in memory: random noise can run at a
     # different speed than images do (activation magnitudes, denormals).
-    batch = tf.stack([tfops.load_resized(tf.constant(p), size) for p in paths[:bs]])
-    backbone.features(batch).numpy()
+    pixels = tf.stack([tfops.load_resized(tf.constant(p), size) for p in paths[: max(model_sizes)]])
 
-    def model_limit() -> float:
-        start = time.perf_counter()
-        for _ in range(max(1, n // bs)):
-            backbone.features(batch).numpy()
-        return rate(max(1, n // bs) * bs, time.perf_counter() - start)
+    def model_at(batch_size: int) -> Callable[[], float]:
+        batch = pixels[:batch_size]
+
+        def measure() -> float:
+            calls = max(1, n // batch_size)
+            start = time.perf_counter()
+            for _ in range(calls):
+                backbone.features(batch).numpy()
+            return rate(calls * batch_size, time.perf_counter() - start)
+
+        return measure
 
     def decode_limit() -> float:
         ds = tf.data.Dataset.from_tensor_slices(paths).map(
@@ -98,14 +112,14 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     def keras_tutorial() -> float:
         start = time.perf_counter()
         ds = keras.utils.image_dataset_from_directory(
-            link_dir, image_size=(size, size), batch_size=bs, shuffle=False, verbose=False
+            link_dir, image_size=(size, size), batch_size=KERAS_TUTORIAL_BATCH, shuffle=False, verbose=False
         )
         ds = ds.map(lambda x, y: tfops.preprocess(x, spec.preprocessing))
         out = keras_model.predict(ds, verbose=0)
         return rate(len(out), time.perf_counter() - start)
 
     methods = {
-        "model": model_limit,
+        **{f"model@{b}": model_at(b) for b in model_sizes},
         "decode": decode_limit,
         "harness": harness_path,
         "retrain.py": retrain_style,
@@ -118,6 +132,8 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         for key, method in methods.items():
             samples[key].append(method())
     med = {k: statistics.median(v) for k, v in samples.items()}
+    best = max(model_sizes, key=lambda b: med[f"model@{b}"])
+    med["model"] = med[f"model@{bs}"]
     limit = min(med["model"], med["decode"]) if on_gpu else 1 / (1 / med["model"] + 1 / med["decode"])
 
     # Cold versus warm cache on the same images, and training against extraction.
@@ -129,6 +145,8 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         "backbone": name,
         "weights": weights,
         "model img/s": med["model"],
+        "best model img/s": med[f"model@{best}"],
+        "best batch": best,
         "decode img/s": med["decode"],
         "limit img/s": limit,
         "harness img/s": med["harness"],
@@ -227,7 +245,7 @@ def main() -> int:
     )
     parser.add_argument("--images", type=int, default=384, help="Images per measurement.")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="harness' batch [default: its own for the device]")
     parser.add_argument(
         "--store-vectors", type=int, default=1_000_000, help="Synthetic store size (0: skip)."
     )
@@ -239,9 +257,11 @@ def main() -> int:
     import tensorflow as tf
 
     from harness.images import scan_images
+    from harness.pipeline import default_extract_batch_size
     from harness.train import TrainConfig, cached_sampler, train_head
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    args.batch_size = args.batch_size or default_extract_batch_size("gpu" if on_gpu else "cpu")
     all_images = scan_images(args.image_dir).images
     step = max(1, len(all_images) // args.images)
     images = all_images[::step][: args.images]
@@ -283,7 +303,10 @@ def main() -> int:
     formula = (
         "min(model, decode) [model on GPU]" if on_gpu else "1 / (1/model + 1/decode) [CPU: shared cores]"
     )
-    print(f"\npipeline limit = {formula}; {args.repeats} alternating repetitions, {n} images, batch {bs}\n")
+    print(
+        f"\npipeline limit = {formula}; {args.repeats} alternating repetitions, {n} images; "
+        f"harness and model batch {bs}, Keras tutorial batch {KERAS_TUTORIAL_BATCH}\n"
+    )
     header = list(rows[0])
     print(" | ".join(header))
     for r in rows:

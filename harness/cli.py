@@ -161,9 +161,8 @@ def train_options(func: Any) -> Any:
             ),
             click.option(
                 "--extract-batch-size",
-                default=32,
-                show_default=True,
-                help="Images per backbone call for bottlenecks.",
+                type=int,
+                help="Images per backbone call for bottlenecks [default: 16 on CPU, 32 on GPU].",
             ),
             click.option(
                 "--export",
@@ -195,9 +194,11 @@ def pipeline_options(kw: dict[str, Any]) -> Any:
     """Build :class:`PipelineOptions` from the shared click options."""
     from harness.augment import Augmentation
     from harness.cache import default_cache_dir
-    from harness.pipeline import PipelineOptions
+    from harness.pipeline import PipelineOptions, default_extract_batch_size
     from harness.train import TrainConfig
 
+    if kw["extract_batch_size"] is None:
+        kw = dict(kw, extract_batch_size=default_extract_batch_size(kw.get("device", "cpu")))
     for name in ("steps", "batch_size", "eval_interval", "extract_batch_size"):
         if kw[name] < 1:
             raise HarnessError(f"--{name.replace('_', '-')} must be at least 1")

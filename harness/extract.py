@@ -16,7 +16,7 @@ from harness.errors import first_line
 from harness.images import ImageFile
 from harness.model import Backbone
 
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 16  # on the CPU; see harness.pipeline.default_extract_batch_size
 #: Images per cache shard: a killed run loses at most this many computed images.
 SHARD_SIZE = int(os.environ.get("HARNESS_CACHE_SHARD_SIZE", "256"))
 

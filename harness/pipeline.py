@@ -24,6 +24,17 @@ Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
+def default_extract_batch_size(device: str) -> int:
+    """Images per backbone call when extracting bottlenecks on ``device``.
+
+    On a 2-core CPU, files to features, batches of 16 ran four MobileNets as fast as 32
+    or up to 9% faster, and 64 was slower for all: a small batch's activations stay in
+    the CPU caches (the models alone ran 6-12% faster at 16 than at 32). A GPU wants
+    larger batches to fill it.
+    """
+    return 16 if device == "cpu" else 32
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Options shared by every backbone of a run."""
@@ -32,7 +43,7 @@ class PipelineOptions:
     weights_dir: str | None = None
     cache_dir: str | None = None  # None: no cache at all
     train: TrainConfig = field(default_factory=TrainConfig)
-    extract_batch_size: int = 32
+    extract_batch_size: int = 16  # see default_extract_batch_size
     augmentation: Any = None  # harness.augment.Augmentation; kept loose to avoid importing TF here
     export: bool = True
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
