@@ -77,8 +77,8 @@ def _consumers(model: Any) -> dict[int, list[Any]]:
     return out
 
 
-def _error(layer: Any, inputs: tf.Tensor, delta: np.ndarray, depthwise: bool) -> tf.Tensor:
-    """Per-channel sum over batch and positions of the layer's output error."""
+def _error(layer: Any, inputs: tf.Tensor, delta: np.ndarray, depthwise: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-channel sum over batch and positions of the layer's output error, and their count."""
     strides = [1, *layer.strides, 1]
     padding = layer.padding.upper()
     if depthwise:
@@ -87,7 +87,8 @@ def _error(layer: Any, inputs: tf.Tensor, delta: np.ndarray, depthwise: bool) ->
         )
     else:
         out = tf.nn.conv2d(inputs, delta, strides=strides, padding=padding, dilations=layer.dilation_rate)
-    return tf.reduce_sum(out, axis=[0, 1, 2])
+    shape = tf.shape(out)
+    return tf.reduce_sum(out, axis=[0, 1, 2]), shape[0] * shape[1] * shape[2]
 
 
 def bias_corrected_copy(model: Any, calibration: np.ndarray, batch_size: int = 16) -> tuple[Any, Correction]:
@@ -121,22 +122,23 @@ def bias_corrected_copy(model: Any, calibration: np.ndarray, batch_size: int = 1
         depthwise.append(is_depthwise)
 
     @tf.function
-    def errors(batch: tf.Tensor) -> list[tf.Tensor]:
+    def errors(batch: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
         inputs = probe(batch, training=False)
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         return [_error(layer, x, delta, dw) for layer, x, delta, dw in zip(layers, inputs, deltas, depthwise)]
 
     sums = [np.zeros(d.shape[2] * d.shape[3] if dw else d.shape[-1]) for d, dw in zip(deltas, depthwise)]
+    counts = [0] * len(layers)
     for start in range(0, len(calibration), batch_size):
         batch = tf.constant(calibration[start : start + batch_size], tf.float32)
-        for i, err in enumerate(errors(batch)):
-            sums[i] += err.numpy()
+        for i, (total, count) in enumerate(errors(batch)):
+            sums[i] += total.numpy()
+            counts[i] += int(count)
 
     corrected = 0
-    for layer, delta, total in zip(layers, deltas, sums):
+    for layer, delta, total, count in zip(layers, deltas, sums, counts):
         target = by_name[layer.name]
-        _, height, width, _ = layer.output.shape
-        mean_error = (total / (len(calibration) * height * width)).astype(np.float32)
+        mean_error = (total / count).astype(np.float32)
         weights = target.get_weights()
         weights[0] = weights[0] + delta
         readers = consumers.get(id(target), [])
