@@ -288,7 +288,7 @@ def _export_tflite(
     for v in variants:
         accuracy = "n/a" if v["test_accuracy"] is None else f"{v['test_accuracy'] * 100:.1f}%"
         if v["agreement"] is not None:
-            accuracy += f" (top-1 as float on {v['agreement'] * 100:.1f}%)"
+            accuracy += f" (same top-1 as float on {v['agreement'] * 100:.1f}% of test images)"
         corrected = v["bias_corrected_layers"]
         log(
             f"{backbone.spec.name}: TFLite {v['quantize']}: {v['size_mb']:.2f} MB, test accuracy {accuracy}, "
