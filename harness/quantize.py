@@ -52,12 +52,9 @@ def _layers(model: Any) -> list[Any]:
 
     chosen = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            pass
-        elif isinstance(layer, keras.layers.Conv2D):
-            if type(layer) is not keras.layers.Conv2D or layer.groups != 1:
-                continue
-        else:
+        # Exactly Conv2D: its subclasses (transposed, separable) lay kernels out differently.
+        plain_conv = type(layer) is keras.layers.Conv2D and layer.groups == 1
+        if not (plain_conv or isinstance(layer, keras.layers.DepthwiseConv2D)):
             continue
         if layer.data_format != "channels_last" or len(layer._inbound_nodes) != 1:
             continue

@@ -78,7 +78,7 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
             out[size] = out[size].round(2)
             out[p50] = out[p50].round(1)
             out[acc] = ["n/a (random weights)" if r else _pct(a) for r, a in zip(random, out[acc])]
-            out[agree] = ["n/a" if r else _pct(a) for r, a in zip(random, out.get(agree, [None] * len(out)))]
+            out[agree] = ["n/a" if r else _pct(a) for r, a in zip(random, out[agree])]
             columns[size] = f"tflite {q} MB"
             columns[acc] = f"tflite {q} acc"
             columns[agree] = f"tflite {q} same top-1"

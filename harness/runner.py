@@ -13,7 +13,7 @@ from typing import Any
 from harness.errors import HarnessError, first_line
 from harness.pipeline import Dataset, Log, PipelineOptions, Progress, train_backbone
 from harness.registry import BackboneSpec
-from harness.results import ROW_COLUMNS, SCHEMA, new_run_id
+from harness.results import ROW_COLUMNS, SCHEMA, TFLITE_FIELDS, new_run_id
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,9 @@ def benchmark_backbone(
         "error": None,
     }
     for variant in result.tflite:
-        prefix = f"tflite_{variant['quantize']}_"
-        row[prefix + "size_mb"] = variant["size_mb"]
-        row[prefix + "test_accuracy"] = variant["test_accuracy"] if real else None
-        row[prefix + "agreement"] = variant.get("agreement") if real else None
-        row[prefix + "latency_ms_p50"] = variant["latency_ms_p50"]
-        row[prefix + "latency_ms_p90"] = variant["latency_ms_p90"]
+        for name in TFLITE_FIELDS:
+            meaningless = not real and name in ("test_accuracy", "agreement")
+            row[f"tflite_{variant['quantize']}_{name}"] = None if meaningless else variant[name]
         row["tflite_threads"] = variant["threads"]
     for column in ROW_COLUMNS:
         row.setdefault(column, None)
