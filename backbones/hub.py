@@ -7,11 +7,10 @@ and called inside a ``tf.function``. It must map float images in [0, 1] of shape
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
-
-import tensorflow as tf
 
 from harness.errors import HarnessError
 from harness.registry import BackboneSpec
@@ -30,8 +29,12 @@ def _fingerprint(handle: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def hub_spec(handle: str, input_size: int) -> BackboneSpec:
-    """A spec for the feature-vector SavedModel at ``handle`` (URL or local directory)."""
+def hub_spec(handle: str, input_size: int | None = None) -> BackboneSpec:
+    """A spec for the feature-vector SavedModel at ``handle`` (URL or local directory).
+
+    Registered as the ``hub`` factory: ``--backbone hub:HANDLE [--input-size N]``.
+    """
+    input_size = input_size or 224
     if not handle:
         raise HarnessError("hub: needs a handle, e.g. hub:/path/to/saved_model")
     if "://" not in handle:
@@ -50,39 +53,51 @@ def hub_spec(handle: str, input_size: int) -> BackboneSpec:
     )
 
 
-class HubFeatureExtractor(tf.Module):
-    """Calls a loaded SavedModel; a tf.Module, so an export tracks its variables."""
+@functools.cache
+def _extractor_class() -> Any:
+    """Defined on first use: listing backbones must not import TensorFlow."""
+    import tensorflow as tf
 
-    def __init__(self, module: Any) -> None:
-        super().__init__(name="hub_feature_extractor")
-        self.module = module
-        if callable(module):
-            self._call = module
-        elif "default" in getattr(module, "signatures", {}):
-            self._call = lambda x: module.signatures["default"](x)["default"]
-        else:
-            raise HarnessError("hub backbone: the SavedModel is not callable and has no 'default' signature")
+    class HubFeatureExtractor(tf.Module):
+        """Calls a loaded SavedModel; a tf.Module, so an export tracks its variables."""
 
-    def __call__(self, images: Any, training: bool = False) -> Any:
-        out = self._call(images)
-        if isinstance(out, dict):
-            out = next(iter(out.values()))
-        return out
+        def __init__(self, module: Any) -> None:
+            super().__init__(name="hub_feature_extractor")
+            self.module = module
+            if callable(module):
+                self._call = module
+            elif "default" in getattr(module, "signatures", {}):
+                self._call = lambda x: module.signatures["default"](x)["default"]
+            else:
+                raise HarnessError(
+                    "hub backbone: the SavedModel is not callable and has no 'default' signature"
+                )
 
-    def count_params(self) -> int:
-        found = {
-            id(v): v for v in tf.train.TrackableView(self.module).descendants() if isinstance(v, tf.Variable)
-        }
-        return int(sum(v.shape.num_elements() for v in found.values()))
+        def __call__(self, images: Any, training: bool = False) -> Any:
+            out = self._call(images)
+            if isinstance(out, dict):
+                out = next(iter(out.values()))
+            return out
+
+        def count_params(self) -> int:
+            found = {
+                id(v): v
+                for v in tf.train.TrackableView(self.module).descendants()
+                if isinstance(v, tf.Variable)
+            }
+            return int(sum(v.shape.num_elements() for v in found.values()))
+
+    return HubFeatureExtractor
 
 
-def build_hub(spec: BackboneSpec, weights: str) -> HubFeatureExtractor:
+def build_hub(spec: BackboneSpec, weights: str) -> Any:
+    """A ``tf.Module`` calling the loaded SavedModel (a :class:`harness.registry.FeatureModel`)."""
     if weights != "imagenet":
         raise HarnessError("hub: backbones bring their own weights; --weights random is not supported")
     import tensorflow_hub as hub
 
     try:
-        return HubFeatureExtractor(hub.load(spec.option("handle")))
+        return _extractor_class()(hub.load(spec.option("handle")))
     except HarnessError:
         raise
     except Exception as exc:

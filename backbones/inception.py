@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backbones.keras_apps import build_keras_application
+from backbones.keras_apps import KerasWeights, build_keras_application
 from harness.registry import BackboneSpec
 
 _BASE = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
@@ -18,8 +18,7 @@ def specs() -> list[BackboneSpec]:
             input_size=299,
             feature_size=2048,
             preprocessing="tf",
-            weights_file=_FILE,
-            weights_url=_BASE + _FILE,
+            weights=KerasWeights(_FILE, _BASE + _FILE),
             params=21_802_784,
             options=(("constructor", "InceptionV3"),),
             description="Inception v3 (retrain.py default), 299 px",

@@ -1,43 +1,95 @@
-"""Shared builder for backbones from ``keras.applications``."""
+"""What backbones from ``keras.applications`` share: their weights files and their builder.
+
+Keras keeps ImageNet weights in ``$KERAS_HOME/models/`` and downloads missing ones
+there. harness finds the file itself and hands Keras its path, never ``"imagenet"``:
+for some files (Inception v3, MobileNetV3) Keras checks an MD5 and, when the check fails
+offline, deletes the cached file. A user's file is loaded by path and left in place.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import WeightsMissingError
-from harness.registry import BackboneSpec, keras_home, weights_available
+from harness.registry import BackboneSpec, ResolvedWeights
+
+
+def keras_home() -> Path:
+    """The directory Keras caches downloads in, as Keras itself computes it."""
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"])
+    base = Path.home()
+    if not os.access(base, os.W_OK):
+        base = Path("/tmp")
+    return base / ".keras"
+
+
+@dataclass(frozen=True)
+class KerasWeights:
+    """A ``keras.applications`` weights file: its cache name and download URL."""
+
+    file: str
+    url: str | None = None
+    md5: str | None = None  # checked on a fresh download only, never on a file found
+
+    def candidates(self, weights_dir: str | os.PathLike[str] | None = None) -> list[tuple[Path, str]]:
+        out = [(Path(weights_dir) / self.file, "")] if weights_dir else []
+        out.append((keras_home() / "models" / self.file, "keras-cache"))
+        return out
+
+    def locate(self, weights_dir: str | os.PathLike[str] | None = None) -> Path | None:
+        """The file in ``weights_dir`` (``--weights-dir``) or the Keras cache, or None."""
+        return next((p for p, _ in self.candidates(weights_dir) if p.is_file()), None)
+
+    def resolve(self, weights_dir: str | os.PathLike[str] | None = None) -> ResolvedWeights:
+        """The file on disk, downloading it into the Keras cache when it is missing.
+
+        Raises:
+            WeightsMissingError: the file is nowhere on disk and cannot be downloaded.
+        """
+        for path, source in self.candidates(weights_dir):
+            if path.is_file():
+                return ResolvedWeights(path, source or str(path))
+        target = keras_home() / "models" / self.file
+        if self.url:
+            try:
+                import keras
+
+                # The file is absent, so a failed hash check can only remove the download.
+                fetched = keras.utils.get_file(self.file, self.url, cache_subdir="models", file_hash=self.md5)
+                return ResolvedWeights(Path(fetched), "keras-cache")
+            except Exception:
+                pass
+        raise WeightsMissingError(
+            f"ImageNet weights file {self.file} is not available offline: put it in "
+            f"{target.parent}/" + (f" (from {self.url})" if self.url else "") + ", pass "
+            "--weights-dir DIR holding it, or use --weights random for speed only"
+        )
 
 
 def build_keras_application(spec: BackboneSpec, weights: str) -> Any:
     """Build ``keras.applications.<constructor>`` without its top, average pooled.
 
-    With ``weights="imagenet"`` Keras looks for ``spec.weights_file`` in
-    ``$KERAS_HOME/models/`` and downloads it when missing; offline, that fails and we
-    say which file to put where.
+    Args:
+        spec: The backbone; ``spec.options`` holds the constructor and its arguments.
+        weights: ``"random"`` or the path of the weights file (see :class:`KerasWeights`).
     """
     import keras
 
     options = dict(spec.options)
-    keras_weights = {"imagenet": "imagenet", "random": None}.get(weights, weights)
     constructor = getattr(keras.applications, options.pop("constructor"))
-    had_file = weights_available(spec)
     if weights == "random":
         # Random weights are for timing only; seed them so reruns build the same model.
         keras.utils.set_random_seed(0)
-    try:
-        return constructor(
-            include_top=False,
-            pooling="avg",
-            weights=keras_weights,
-            input_shape=(spec.input_size, spec.input_size, 3),
-            **options,
-        )
-    except Exception as exc:
-        if weights == "imagenet" and not had_file and not weights_available(spec):
-            target = keras_home() / "models" / spec.weights_file
-            raise WeightsMissingError(
-                f"ImageNet weights for {spec.name} are not available offline: put "
-                f"{spec.weights_file} in {target.parent}/ (from {spec.weights_url}), "
-                f"pass --weights-dir DIR holding it, or use --weights random for speed only"
-            ) from exc
-        raise
+    elif not Path(weights).is_file():
+        raise WeightsMissingError(f"{spec.name}: weights file {weights} does not exist")
+    return constructor(
+        include_top=False,
+        pooling="avg",
+        weights=None if weights == "random" else weights,
+        input_shape=(spec.input_size, spec.input_size, 3),
+        **options,
+    )

@@ -6,7 +6,7 @@ is alpha 0.5 at 160 px, ``mobilenet_v2_035`` is MobileNetV2 alpha 0.35.
 
 from __future__ import annotations
 
-from backbones.keras_apps import build_keras_application
+from backbones.keras_apps import KerasWeights, build_keras_application
 from harness.registry import BackboneSpec
 
 _V1_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
@@ -52,8 +52,7 @@ def mobilenet_v1_specs() -> list[BackboneSpec]:
                     input_size=size,
                     feature_size=int(1024 * alpha),
                     preprocessing="tf",
-                    weights_file=file,
-                    weights_url=_V1_BASE + file,
+                    weights=KerasWeights(file, _V1_BASE + file),
                     params=_V1_PARAMS[alpha],
                     options=(("constructor", "MobileNet"), ("alpha", alpha)),
                     description=f"MobileNet v1, alpha {alpha}, {size} px",
@@ -74,8 +73,7 @@ def mobilenet_v2_specs() -> list[BackboneSpec]:
                 input_size=224,
                 feature_size=1280 if alpha <= 1.0 else int(1280 * alpha),
                 preprocessing="tf",
-                weights_file=file,
-                weights_url=_V2_BASE + file,
+                weights=KerasWeights(file, _V2_BASE + file),
                 params=_V2_PARAMS[alpha],
                 options=(("constructor", "MobileNetV2"), ("alpha", alpha)),
                 description=f"MobileNetV2, alpha {alpha}, 224 px",
@@ -103,8 +101,7 @@ def mobilenet_v3_specs() -> list[BackboneSpec]:
                 feature_size=int(_V3_FEATURES[kind] * alpha),
                 # Keras' MobileNetV3 rescales its input itself.
                 preprocessing="none",
-                weights_file=file,
-                weights_url=_V3_BASE + file,
+                weights=KerasWeights(file, _V3_BASE + file),
                 params=_V3_PARAMS[(kind, alpha, minimal)],
                 options=(
                     ("constructor", f"MobileNetV3{kind.capitalize()}"),

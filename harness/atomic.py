@@ -8,14 +8,19 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 
-def atomic_write(path: Path, data: bytes, *, what: str | None = None) -> None:
+def atomic_write(path: Path, data: bytes, *, what: str | None = None, overwrite: bool = True) -> None:
     """Write ``data`` to a temporary sibling, fsync it, and rename it over ``path``.
 
     A crash or a full disk leaves ``path`` as it was. The temporary name carries the
     writer's pid, so the cache can sweep files of writers that were killed.
 
+    Args:
+        overwrite: False links the file into place instead, failing if ``path`` exists,
+            so that two writers can never replace each other's file.
+
     Raises:
-        HarnessError: naming ``what`` (default: the path) and the OS reason.
+        HarnessError: naming ``what`` (default: the path) and the OS reason, or that
+            ``path`` exists when ``overwrite`` is False.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -24,7 +29,32 @@ def atomic_write(path: Path, data: bytes, *, what: str | None = None) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError as exc:
+        raise HarnessError(f"{what or path} exists already; not overwriting it") from exc
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise HarnessError(f"cannot write {what or path}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_writable(*folders: Path | None) -> None:
+    """Fail before any long work if an output folder cannot be written (None: skipped).
+
+    Raises:
+        HarnessError: naming the folder and the OS reason.
+    """
+    import tempfile
+
+    for folder in folders:
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise HarnessError(f"output directory {folder} is not writable: {exc.strerror or exc}") from None

@@ -13,3 +13,11 @@ def first_line(exc: BaseException) -> str:
 
 class WeightsMissingError(HarnessError):
     """ImageNet weights are not in the Keras cache and could not be downloaded."""
+
+
+def one_line(exc: BaseException) -> str:
+    """One line for a user: our own errors as they are, others with their type."""
+    text = first_line(exc)
+    if isinstance(exc, HarnessError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

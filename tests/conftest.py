@@ -48,7 +48,7 @@ def flowers() -> Path:
     return FLOWERS
 
 
-def copy_subset(source: Path, target: Path, per_class: int, classes: list[str] | None = None) -> Path:
+def _copy_subset(source: Path, target: Path, per_class: int, classes: list[str] | None = None) -> Path:
     """Copy the first ``per_class`` photos (by name) of each class folder."""
     for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         if classes and class_dir.name not in classes:
@@ -60,9 +60,15 @@ def copy_subset(source: Path, target: Path, per_class: int, classes: list[str] |
 
 
 @pytest.fixture(scope="session")
+def copy_subset():
+    """``copy_subset(source, target, per_class, classes=None)``: a real-photo subset folder."""
+    return _copy_subset
+
+
+@pytest.fixture(scope="session")
 def small_flowers(flowers: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 12 real photos: enough for fast pipeline tests."""
-    return copy_subset(
+    return _copy_subset(
         flowers, tmp_path_factory.mktemp("small") / "photos", 12, ["daisy", "roses", "sunflowers"]
     )
 
@@ -70,7 +76,7 @@ def small_flowers(flowers: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def medium_flowers(flowers: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 classes x 40 real photos, for end-to-end runs with real weights."""
-    return copy_subset(flowers, tmp_path_factory.mktemp("medium") / "photos", 40)
+    return _copy_subset(flowers, tmp_path_factory.mktemp("medium") / "photos", 40)
 
 
 def _build_tiny(spec, weights):  # noqa: ANN001, ANN202
@@ -103,3 +109,25 @@ def tiny_backbone():
     registry.register(spec, replace=True)
     yield spec
     registry.unregister(spec.name)
+
+
+@pytest.fixture
+def train_tiny(tiny_backbone, tmp_path):
+    """``train_tiny(photos, out, *options)``: `harness train` on the tiny backbone, in-process."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    def run(photos: Path, out: Path, *options: str):  # noqa: ANN202
+        args = [
+            "train",
+            "--image-dir",
+            str(photos),
+            "--backbone",
+            tiny_backbone.name,
+            "--output-dir",
+            str(out),
+        ]
+        return CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path / "cache"), *options])
+
+    return run

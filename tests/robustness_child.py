@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 
-from harness.cache import BottleneckCache
-from harness.extract import extract_features
-from harness.images import scan_images
-from harness.model import load_backbone
+from harness.pipeline.backbone import load_backbone
+from harness.pipeline.cache import BottleneckCache
+from harness.pipeline.extract import extract_features
+from harness.pipeline.images import scan_images
 from harness.registry import get_backbone
 
 image_dir, cache_dir, out = sys.argv[1:4]

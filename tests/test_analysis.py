@@ -4,12 +4,12 @@ import math
 
 import pandas as pd
 
-from harness.analysis import compare_runs, pareto_front, recommend
-from harness.results import ROW_COLUMNS
+from harness.results.analysis import compare_runs, pareto_front, recommend
+from harness.schema import row_columns
 
 
 def _frame(rows):
-    full = [{c: r.get(c) for c in ROW_COLUMNS} | {"hostname": r.get("hostname", "h")} for r in rows]
+    full = [{c: r.get(c) for c in row_columns()} | {"hostname": r.get("hostname", "h")} for r in rows]
     return pd.DataFrame(full).astype({"test_accuracy": float, "bottleneck_img_per_s": float})
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from harness.cache import COMPACT_AT, BottleneckCache
+from harness.pipeline.cache import COMPACT_AT, BottleneckCache
 
 
 def _keys(n, start=0):

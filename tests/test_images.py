@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from harness.errors import HarnessError
-from harness.images import scan_images, split_images, which_set
+from harness.pipeline.images import scan_images, split_images, which_set
 
 
 def _retrain_py_which_set(file_name, validation, testing):

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from harness.cli import cli
-from harness.pipeline import PipelineOptions, prepare_dataset, train_backbone
-from harness.train import TrainConfig
+from harness.pipeline.dataset import prepare_dataset
+from harness.pipeline.train import TrainConfig
+from harness.workflow import PipelineOptions, retrain_final_layer
 
 FAST = TrainConfig(steps=50, batch_size=16, eval_interval=25)
 
@@ -23,10 +24,10 @@ def test_cache_hits_misses_and_changed_content(tiny_backbone, small_flowers, tmp
     photos = tmp_path / "photos"
     shutil.copytree(small_flowers, photos)
     cache = tmp_path / "cache"
-    first = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    first = retrain_final_layer(tiny_backbone, prepare_dataset(photos), _options(cache), None)
     n = len(first.extraction.features)
     assert first.extraction.computed == n and first.extraction.cached == 0
-    second = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    second = retrain_final_layer(tiny_backbone, prepare_dataset(photos), _options(cache), None)
     assert second.extraction.computed == 0 and second.extraction.cached == n
     # Same cached features give the same trained layer and accuracy.
     np.testing.assert_array_equal(first.head.weights, second.head.weights)
@@ -37,7 +38,7 @@ def test_cache_hits_misses_and_changed_content(tiny_backbone, small_flowers, tmp
     Image.new("RGB", (50, 40), (10, 200, 10)).save(photos / "daisy" / "extra.png")
     deleted = sorted((photos / "sunflowers").iterdir())[0]
     deleted.unlink()
-    third = train_backbone(tiny_backbone, prepare_dataset(photos), _options(cache), None)
+    third = retrain_final_layer(tiny_backbone, prepare_dataset(photos), _options(cache), None)
     assert third.extraction.computed == 2
     assert third.extraction.cached == n - 2
     assert sum(third.splits_used.values()) == n
@@ -48,27 +49,19 @@ def test_undecodable_image_is_skipped_and_reported(tiny_backbone, small_flowers,
     shutil.copytree(small_flowers, photos)
     good = sorted((photos / "daisy").iterdir())[0].read_bytes()
     (photos / "daisy" / "truncated.jpg").write_bytes(good[: len(good) // 3])
-    result = train_backbone(tiny_backbone, prepare_dataset(photos), _options(tmp_path / "c"), None)
+    result = retrain_final_layer(tiny_backbone, prepare_dataset(photos), _options(tmp_path / "c"), None)
     assert [p for p, _ in result.failed_images] == ["daisy/truncated.jpg"]
     assert result.failed_images[0][1].startswith("cannot decode")
     assert sum(result.splits_used.values()) == 36
 
 
-def test_cli_train_logs_exports_and_label_agrees(tiny_backbone, small_flowers, tmp_path):
+def test_cli_train_logs_exports_and_label_agrees(train_tiny, tiny_backbone, small_flowers, tmp_path):
     out = tmp_path / "model"
     runner = CliRunner()
-    result = runner.invoke(
-        cli,
-        [
-            "train",
-            "--image-dir",
-            str(small_flowers),
-            "--backbone",
-            "tiny_test",
-            "--output-dir",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
+    result = train_tiny(
+        small_flowers,
+        out,
+        *[
             "--steps",
             "60",
             "--eval-interval",
@@ -91,14 +84,14 @@ def test_cli_train_logs_exports_and_label_agrees(tiny_backbone, small_flowers, t
     assert "tensorflow" in meta["versions"]
 
     # label on the exported model gives the evaluation's top-1 for every test image.
-    from harness.label import classify_files, load_classifier
-    from harness.pipeline import prepare_dataset as prep
+    from harness.deploy.label import classify_files, load_classifier
+    from harness.pipeline.dataset import prepare_dataset as prep
 
     dataset = prep(small_flowers, 10, 30)
     options = PipelineOptions(
         cache_dir=str(tmp_path / "cache"), train=TrainConfig(steps=60, batch_size=16, eval_interval=20)
     )
-    again = train_backbone(tiny_backbone, dataset, options, None)
+    again = retrain_final_layer(tiny_backbone, dataset, options, None)
     test_files = [img.path for img in dataset.splits["testing"]]
     rows, skipped = classify_files(load_classifier(out), test_files, top_k=3)
     assert not skipped and len(rows) == len(test_files)
@@ -111,19 +104,17 @@ def test_cli_train_logs_exports_and_label_agrees(tiny_backbone, small_flowers, t
     assert row["top"][0]["label"] == expected[0] and len(row["top"]) == 3
 
 
-def test_augmentation_bypasses_the_cache_and_says_so(tiny_backbone, small_flowers, tmp_path):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "train",
-            "--image-dir",
-            str(small_flowers),
-            "--backbone",
-            "tiny_test",
-            "--output-dir",
-            str(tmp_path / "m"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
+def test_augmentation_bypasses_the_cache_and_says_so(train_tiny, small_flowers, tmp_path, monkeypatch):
+    import harness.pipeline.train
+
+    def no_cache(*args, **kwargs):
+        raise AssertionError("distorted training must not sample cached bottlenecks")
+
+    monkeypatch.setattr(harness.pipeline.train, "cached_sampler", no_cache)
+    result = train_tiny(
+        small_flowers,
+        tmp_path / "m",
+        *[
             "--steps",
             "4",
             "--eval-interval",
@@ -141,6 +132,32 @@ def test_augmentation_bypasses_the_cache_and_says_so(tiny_backbone, small_flower
     )
     assert result.exit_code == 0, result.output
     assert "training images bypass the bottleneck cache" in result.output
+
+
+def test_distorted_training_inputs_differ_between_steps(tiny_backbone, small_flowers):
+    from harness.pipeline.augment import distorted_sampler
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.images import scan_images
+    from harness.pipeline.train import Augmentation
+
+    backbone = load_backbone(tiny_backbone, "random")
+    one = scan_images(small_flowers).images[:1]  # one image: every draw is the same file
+    labels = np.zeros(1, np.int64)
+    rng = np.random.default_rng(0)
+    plain = distorted_sampler(backbone, one, labels, Augmentation())
+    a, b = plain(rng, 2)[0], plain(rng, 2)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5)  # no distortion: the same features every step
+    for augmentation in (
+        Augmentation(flip_left_right=True),
+        Augmentation(random_crop=20),
+        Augmentation(random_scale=20),
+        Augmentation(random_brightness=20),
+    ):
+        sample = distorted_sampler(backbone, one, labels, augmentation)
+        steps = [sample(rng, 4)[0] for _ in range(3)]
+        batch = np.concatenate(steps)
+        distinct = {tuple(np.round(row, 4)) for row in batch}
+        assert len(distinct) > 1, augmentation  # the inputs really changed between draws
 
 
 def test_hub_saved_model_backbone(small_flowers, tmp_path):

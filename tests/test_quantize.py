@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness import tfops
-from harness.model import load_backbone
-from harness.quantize import _layers, bias_corrected_copy, round_per_channel
+from harness.deploy.quantize import _layers, bias_corrected_copy, round_per_channel
+from harness.deploy.tflite import load_pixels
+from harness.pipeline import tfops
+from harness.pipeline.backbone import load_backbone
 from harness.registry import get_backbone
-from harness.tflite import load_pixels
 
 
 def _conv_bn_model(seed: int):

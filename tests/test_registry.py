@@ -52,7 +52,7 @@ def test_offline_weights_are_found_in_keras_home(keras_home):
     "name", ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small", "mobilenet_v3_small_075"]
 )
 def test_declared_sizes_match_the_built_model(name):
-    from harness.model import load_backbone
+    from harness.pipeline.backbone import load_backbone
 
     spec = get_backbone(name)
     built = load_backbone(spec, "random")

@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
+from harness.errors import HarnessError
 from harness.registry import BackboneSpec, registry
-from harness.results import ROW_COLUMNS, SCHEMA, find_runs, load_run, runs_frame, save_run
+from harness.results.store import find_runs, load_run, runs_frame, save_run
+from harness.schema import SCHEMA, row_columns
 
 
 def _broken_builder(spec, weights):
@@ -77,7 +79,7 @@ def test_run_records_rows_and_a_failing_backbone_does_not_stop_it(
     assert record["environment"]["versions"]["tensorflow"]
     assert record["dataset"]["fingerprint"] and record["config"]["seed"] == 0
     broken, tiny = record["rows"]
-    assert set(tiny) == set(ROW_COLUMNS)
+    assert set(tiny) == set(row_columns())
     assert broken["error"].startswith("RuntimeError") and broken["test_accuracy"] is None
     assert tiny["error"] is None and tiny["bottleneck_phase"] == "cold"
     assert tiny["bottleneck_img_per_s"] > 0 and tiny["latency_ms_p50"] > 0
@@ -143,7 +145,7 @@ def test_gpu_without_gpu_is_a_clear_error(tiny_backbone, small_flowers, tmp_path
 def test_run_store_never_overwrites(tmp_path):
     record = {"schema": SCHEMA, "run_id": "20260101T000000Z-abcdef", "rows": [], "environment": {}}
     save_run(record, tmp_path)
-    with pytest.raises(Exception, match="exists already"):
+    with pytest.raises(HarnessError, match="exists already"):
         save_run(record, tmp_path)
     assert json.loads((tmp_path / "20260101T000000Z-abcdef.json").read_text())["run_id"] == record["run_id"]
 
@@ -166,7 +168,7 @@ def test_hostile_names_are_escaped_in_html(tiny_backbone, small_flowers, tmp_pat
     record["details"]["tiny_test"]["classes"][0] = HOSTILE
     record["rows"][0]["error"] = HOSTILE
     record["skipped_files"] = [{"path": HOSTILE + ".jpg", "reason": "not an image"}]
-    from harness.report import render_report
+    from harness.results.report import render_report
 
     html = render_report([record], tmp_path / "hostile")["html"].read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -174,16 +176,50 @@ def test_hostile_names_are_escaped_in_html(tiny_backbone, small_flowers, tmp_pat
 
 
 def test_report_renders_in_headless_chromium(tiny_backbone, small_flowers, tmp_path):
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (.ci/run installs it)")
     result = _run(small_flowers, tmp_path, "tiny_test")
     assert result.exit_code == 0, result.output
     [path] = find_runs(None, tmp_path / "reports" / "runs")
     html = tmp_path / "reports" / load_run(path)["run_id"] / "report.html"
     script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot.py"
-    if not shutil.which("chromium"):
-        pytest.skip("chromium is not installed (.ci/run installs it)")
     shot = tmp_path / "report.png"
     done = subprocess.run(
         [sys.executable, str(script), str(html), str(shot)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rendered" in done.stdout
+
+
+def test_a_column_declared_once_reaches_every_output(tiny_backbone, small_flowers, tmp_path, monkeypatch):
+    """One new Column in harness.schema shows in the JSON, CSV, Markdown, HTML and console."""
+    import pandas as pd
+
+    from harness import schema
+
+    fake = schema.Column(
+        "fake_score",
+        "int",
+        unit="points",
+        label="fake score",
+        console=True,
+        derive=lambda row: row["n_classes"] * 7 if row["n_classes"] else None,
+    )
+    monkeypatch.setattr(schema, "COLUMNS", [*schema.COLUMNS[:-1], fake, schema.COLUMNS[-1]])
+    result = _run(small_flowers, tmp_path, "tiny_test")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["backbone"])  # the summary table
+    assert "fake score" in lines[at]
+    assert lines[at + 2].startswith("tiny_test") and "21" in lines[at + 2].split()  # 3 classes x 7
+    [path] = find_runs(None, tmp_path / "reports" / "runs")
+    record = load_run(path)
+    assert record["rows"][0]["fake_score"] == 21
+    report = tmp_path / "reports" / record["run_id"]
+    assert pd.read_csv(report / "report.csv")["fake_score"].tolist() == [21]
+    markdown = (report / "report.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("|")]  # heading, rule, row
+    headings, cells = ([c.strip() for c in line.split("|")] for line in (table[0], table[2]))
+    assert cells[headings.index("fake score")] == "21"
+    html = (report / "report.html").read_text()
+    assert "<th>fake score</th>" in html and "<td>21</td>" in html

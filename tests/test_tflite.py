@@ -10,27 +10,21 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.results import find_runs, load_run
+from harness.results.store import find_runs, load_run
 
 
-def test_train_exports_every_quantization_and_label_reads_tflite(tiny_backbone, small_flowers, tmp_path):
+def test_train_exports_every_quantization_and_label_reads_tflite(train_tiny, small_flowers, tmp_path):
     out = tmp_path / "model"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "train",
-            "--image-dir",
-            str(small_flowers),
-            "--backbone",
-            "tiny_test",
-            "--output-dir",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
+    result = train_tiny(
+        small_flowers,
+        out,
+        *[
             "--steps",
             "60",
             "--batch-size",
             "16",
+            "--learning-rate",
+            "20",  # a confident layer: near-uniform probabilities would hide quantization damage
             "--testing-percentage",
             "30",
             "--export",
@@ -60,6 +54,19 @@ def test_train_exports_every_quantization_and_label_reads_tflite(tiny_backbone, 
     np.testing.assert_allclose(float_scores, saved_scores, atol=1e-4)
     int8_labels, _ = top1(out / "model_int8.tflite")
     assert len(int8_labels) == len(saved_labels)
+    # int8 must still be the same classifier: probabilities close to float's, mostly the same top-1.
+    from harness.deploy.label import load_classifier
+
+    files = sorted(small_flowers.glob("*/*"))
+    data = [f.read_bytes() for f in files]
+    reference = load_classifier(out / "model.tflite").predict(data)
+    for variant in ("float16", "dynamic", "int8"):
+        probs = load_classifier(out / f"model_{variant}.tflite").predict(data)
+        np.testing.assert_allclose(probs.sum(axis=1), 1, atol=0.02)
+        agreement = np.mean(probs.argmax(axis=1) == reference.argmax(axis=1))
+        error = np.abs(probs - reference).max()
+        assert agreement >= 0.9 and error < 0.05, (variant, agreement, error)
+    assert reference.max(axis=1).mean() > 0.8  # the layer is confident, so flips would show
 
 
 def test_bad_quantization_is_refused(tiny_backbone, small_flowers):
@@ -214,8 +221,8 @@ def test_real_mobilenet_float_tflite_matches_savedmodel_and_int8_is_small(
     assert done.returncode == 0, done.stderr
     assert "TFLite int8" in done.stdout + done.stderr
     assert "bias correction on 27 layers" in done.stdout + done.stderr
-    from harness.label import classify_files, load_classifier
-    from harness.pipeline import prepare_dataset
+    from harness.deploy.label import classify_files, load_classifier
+    from harness.pipeline.dataset import prepare_dataset
 
     test_files = [img.path for img in prepare_dataset(medium_flowers, 10, 30).splits["testing"]]
     saved, _ = classify_files(load_classifier(out), test_files, 1)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from harness.evaluate import evaluate, wilson_interval
-from harness.train import TrainConfig, cached_sampler, train_head
+from harness.pipeline.evaluate import evaluate, wilson_interval
+from harness.pipeline.train import TrainConfig, cached_sampler, train_head
 
 
 def _blobs(seed, n=300, d=8, classes=3):

@@ -9,8 +9,8 @@ decode, resize, backbone) with no cache; the warm-up round is excluded.
 
 import pytest
 
-from harness.extract import image_dataset
-from harness.model import load_backbone
+from harness.pipeline.backbone import load_backbone
+from harness.pipeline.extract import image_dataset
 from harness.registry import get_backbone, weights_available
 
 BACKBONES = [

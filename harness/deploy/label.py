@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError, first_line
-from harness.export import LABELS_FILE, METADATA_FILE
-from harness.images import sniff_format
+from harness.pipeline.export import LABELS_FILE, METADATA_FILE
+from harness.pipeline.images import sniff_format
 
 BATCH = 32
 
@@ -45,7 +45,7 @@ def load_classifier(model: str | os.PathLike[str]) -> Classifier:
     meta_file = folder / METADATA_FILE
     metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     if is_tflite:
-        from harness.tflite import TFLiteModel
+        from harness.deploy.tflite import TFLiteModel
 
         tflite = TFLiteModel(path)
         return Classifier(path=path, labels=labels, metadata=metadata, _predict=tflite.predict_encoded)

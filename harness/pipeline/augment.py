@@ -6,29 +6,13 @@ training batch runs through the whole backbone. That is slow, and the run says s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
-from harness import tfops
-from harness.images import ImageFile
-from harness.model import Backbone
-from harness.train import BatchSampler
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """retrain.py's distortions; percentages as its flags took them."""
-
-    flip_left_right: bool = False
-    random_crop: float = 0.0
-    random_scale: float = 0.0
-    random_brightness: float = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
+from harness.pipeline import tfops
+from harness.pipeline.backbone import Backbone
+from harness.pipeline.images import ImageFile
+from harness.pipeline.train import Augmentation, BatchSampler
 
 
 def distorted_sampler(

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import click
 
-from harness.cli import (
-    cli,
-    results_dir_option,
-    speed_option,
-)
-from harness.console import echo, table
+from harness.cli.app import cli
+from harness.cli.console import echo, table
+from harness.cli.options import results_dir_option, speed_option
 from harness.errors import HarnessError
 
 
@@ -26,15 +23,15 @@ from harness.errors import HarnessError
     show_default=True,
     help="Where report.csv, report.md and report.html go.",
 )
-@click.option("--min-accuracy", default=0.9, show_default=True)
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--title", default="harness report", show_default=True)
 @speed_option("--speed", "The speed column of the Pareto chart and the recommendation.")
 def report_cmd(
     runs: tuple[str, ...], results_dir: Path, output_dir: Path, min_accuracy: float, title: str, speed: str
 ) -> None:
     """Re-render reports from stored RUNS (ids, id prefixes or files; default: all stored runs)."""
-    from harness.report import render_report
-    from harness.results import find_runs, load_run
+    from harness.results.report import render_report
+    from harness.results.store import find_runs, load_run
 
     records = [load_run(p) for p in find_runs(list(runs), results_dir)]
     written = render_report(records, output_dir, title=title, min_accuracy=min_accuracy, speed=speed)
@@ -44,7 +41,9 @@ def report_cmd(
 @cli.command("recommend")
 @click.argument("runs", nargs=-1)
 @results_dir_option
-@click.option("--min-accuracy", type=float, required=True, help="Test accuracy target, e.g. 0.9.")
+@click.option(
+    "--min-accuracy", type=click.FloatRange(0, 1), required=True, help="Test accuracy target, e.g. 0.9."
+)
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Only rows measured on this device.")
 @speed_option("--by", "The speed column to rank by.")
 @click.option(
@@ -59,8 +58,8 @@ def recommend_cmd(
     max_size_mb: float | None,
 ) -> None:
     """Name the fastest backbone whose test accuracy meets --min-accuracy."""
-    from harness.analysis import accuracy_column, recommend, size_column
-    from harness.results import find_runs, load_run, runs_frame
+    from harness.results.analysis import accuracy_column, recommend, size_column
+    from harness.results.store import find_runs, load_run, runs_frame
 
     frame = runs_frame([load_run(p) for p in find_runs(list(runs), results_dir)])
     rec = recommend(frame, min_accuracy, device=device, speed=by, max_size_mb=max_size_mb)
@@ -81,9 +80,9 @@ def recommend_cmd(
 )
 def compare_cmd(run_a: str, run_b: str, results_dir: Path, output_dir: Path | None) -> None:
     """Per-backbone speed-up of RUN_B over RUN_A (e.g. GPU over CPU)."""
-    from harness.analysis import compare_runs
-    from harness.report import render_report
-    from harness.results import find_runs, load_run, runs_frame
+    from harness.results.analysis import compare_runs
+    from harness.results.report import render_report
+    from harness.results.store import find_runs, load_run, runs_frame
 
     records = [load_run(p) for p in find_runs([run_a, run_b], results_dir)]
     a, b = (runs_frame([r]) for r in records)

@@ -3,53 +3,33 @@
 from __future__ import annotations
 
 import gc
-import time
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, first_line
-from harness.pipeline import Dataset, Log, PipelineOptions, Progress, train_backbone
+from harness.errors import HarnessError, one_line
+from harness.pipeline.dataset import Dataset
 from harness.registry import BackboneSpec
-from harness.results import ROW_COLUMNS, SCHEMA, TFLITE_FIELDS, new_run_id
+from harness.schema import SCHEMA, TFLITE_FIELDS, complete_row
+from harness.workflow import Log, PipelineOptions, Progress, retrain_final_layer
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC time plus a random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
 class TimingOptions:
     """How much timing each backbone gets."""
 
-    device: str = "cpu"
     timing_images: int = 256
     timing_repeats: int = 3
     latency_runs: int = 20
-
-
-def device_name(device: str) -> str:
-    """The TensorFlow device for ``--device``; an error if a GPU is asked for and absent."""
-    import tensorflow as tf
-
-    if device == "cpu":
-        return "/CPU:0"
-    if device == "gpu":
-        if not tf.config.list_physical_devices("GPU"):
-            raise HarnessError("--device gpu: TensorFlow sees no GPU on this machine")
-        return "/GPU:0"
-    raise HarnessError(f"unknown device {device!r} (cpu or gpu)")
-
-
-def _saved_model_size_mb(path: Path) -> float:
-    """The SavedModel's own files: TFLite files written beside it have their own column."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix != ".tflite") / 1e6
-
-
-def _first_line(exc: BaseException) -> str:
-    """One line for the report: our own errors as they are, others with their type."""
-    text = first_line(exc)
-    if isinstance(exc, HarnessError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def benchmark_backbone(
@@ -64,46 +44,44 @@ def benchmark_backbone(
     progress: Progress | None,
     versions: dict[str, str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train, evaluate, export and time one backbone: its row and its details."""
+    """Retrain, evaluate and export one backbone, then time it: its row and its details."""
     import tensorflow as tf
 
-    from harness.timing import time_bottlenecks, time_calls
+    from harness.bench.measure import saved_model_latency, saved_model_size_mb, tflite_latency
+    from harness.bench.timing import time_bottlenecks
+    from harness.pipeline.backbone import check_device
 
-    with tf.device(device_name(timing.device)):
-        result = train_backbone(
-            spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
-        )
-        ex = result.extraction
-        images = [img for img in dataset.images.images if img.content_hash in ex.features]
-        paths = [str(img.path) for img in images[: timing.timing_images]]
-        batch = min(options.extract_batch_size, max(1, len(paths) // 4))
-        log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
+    result = retrain_final_layer(
+        spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
+    )
+    ex = result.extraction
+    images = [img for img in dataset.images.images if img.content_hash in ex.features]
+    paths = [str(img.path) for img in images[: timing.timing_images]]
+    batch = min(options.extract_batch_size, max(1, len(paths) // 4))
+    log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
+    with tf.device(check_device(options.device)):
         throughput = time_bottlenecks(result.backbone, paths, batch_size=batch, repeats=timing.timing_repeats)
-    # The exported model's own latency, batch 1, as a user would call it.
     latency: dict[str, Any] = {}
-    model_load_s = None
     if result.export_dir is not None:
-        start = time.perf_counter()
-        loaded = tf.saved_model.load(str(result.export_dir))
-        model_load_s = time.perf_counter() - start
-        signature = loaded.signatures["serving_default"]
-        sample = tf.constant([Path(paths[0]).read_bytes()])
-        with tf.device(device_name(timing.device)):
-            latency = time_calls(lambda: signature(images=sample), runs=timing.latency_runs)
+        # The exported model's own latency, batch 1, as a user would call it.
+        latency = saved_model_latency(
+            result.export_dir, paths[0], runs=timing.latency_runs, device=options.device
+        )
+    tflite_times = {t["quantize"]: t for t in tflite_latency(result, runs=timing.latency_runs, log=log)}
     ev = result.evaluation
     real = options.weights != "random"
     phase = "cold" if ex.cached == 0 else "warm" if ex.computed == 0 else "mixed"
-    row = {
+    values: dict[str, Any] = {
         "run_id": run_id,
         "backbone": spec.name,
         "family": spec.family,
-        "device": timing.device,
+        "device": options.device,
         "weights": options.weights,
         "weights_source": result.backbone.weights_source,
         "input_size": spec.input_size,
         "feature_size": result.backbone.feature_size,
         "params": result.backbone.params,
-        "model_size_mb": _saved_model_size_mb(result.export_dir) if result.export_dir else None,
+        "model_size_mb": saved_model_size_mb(result.export_dir) if result.export_dir else None,
         "n_classes": len(dataset.classes),
         "n_train": result.splits_used["training"],
         "n_validation": result.splits_used["validation"],
@@ -123,7 +101,7 @@ def benchmark_backbone(
         "bottleneck_spread": throughput["spread"],
         "train_s": result.train_seconds,
         "export_s": result.export_seconds,
-        "model_load_s": model_load_s,
+        "model_load_s": latency.get("load_s"),
         "latency_ms_first": latency.get("first_ms"),
         "latency_ms_p50": latency.get("p50"),
         "latency_ms_p90": latency.get("p90"),
@@ -134,15 +112,15 @@ def benchmark_backbone(
         "test_accuracy": ev.accuracy if real else None,
         "test_accuracy_ci_low": ev.ci95[0] if real else None,
         "test_accuracy_ci_high": ev.ci95[1] if real else None,
-        "error": None,
     }
+    tflite_details = []
     for variant in result.tflite:
+        measured = {**asdict(variant), **tflite_times[variant.quantize], "path": str(variant.path)}
         for name in TFLITE_FIELDS:
             meaningless = not real and name in ("test_accuracy", "agreement")
-            row[f"tflite_{variant['quantize']}_{name}"] = None if meaningless else variant[name]
-        row["tflite_threads"] = variant["threads"]
-    for column in ROW_COLUMNS:
-        row.setdefault(column, None)
+            values[f"tflite_{variant.quantize}_{name}"] = None if meaningless else measured[name]
+        values["tflite_threads"] = measured["threads"]
+        tflite_details.append({k: v for k, v in measured.items() if k != "predictions" or real})
     details = {
         "classes": dataset.classes,
         "history": result.history if real else [],
@@ -150,17 +128,15 @@ def benchmark_backbone(
         "per_class": ev.per_class if real else None,
         "misclassified": ev.misclassified if real else None,
         "failed_images": result.failed_images,
-        "timing": {"bottleneck": throughput, "latency": latency},
+        "timing": {"bottleneck": throughput, "latency": {k: v for k, v in latency.items() if k != "load_s"}},
         "export_dir": str(result.export_dir) if result.export_dir else None,
-        "tflite": [{k: v for k, v in t.items() if k != "predictions" or real} for t in result.tflite],
+        "tflite": tflite_details,
     }
-    return row, details
+    return complete_row(values), details
 
 
 def error_row(spec_name: str, run_id: str, device: str, weights: str, error: str) -> dict[str, Any]:
-    row: dict[str, Any] = {c: None for c in ROW_COLUMNS}
-    row.update(run_id=run_id, backbone=spec_name, device=device, weights=weights, error=error)
-    return row
+    return complete_row(dict(run_id=run_id, backbone=spec_name, device=device, weights=weights, error=error))
 
 
 def run_backbones(
@@ -174,20 +150,27 @@ def run_backbones(
     log: Log = lambda _: None,
     progress_for: Callable[[str], Progress] | None = None,
     debug: bool = False,
+    failed: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Benchmark every spec; a failing backbone becomes a row with its error.
 
+    Args:
+        failed: Errors already known by backbone name (from
+            :func:`harness.workflow.check_weights`): recorded, not run.
+
     Returns:
-        The run record (schema :data:`harness.results.SCHEMA`), ready for
-        :func:`harness.results.save_run`.
+        The run record (schema :data:`harness.schema.SCHEMA`), ready for
+        :func:`harness.results.store.save_run`.
     """
-    device_name(timing.device)  # fail before any work if the device is missing
+    failed = failed or {}
     run_id = new_run_id()
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
     for spec in specs:
         log(f"== {spec.name}")
         try:
+            if spec.name in failed:
+                raise HarnessError(failed[spec.name])
             row, detail = benchmark_backbone(
                 spec,
                 dataset,
@@ -202,9 +185,9 @@ def run_backbones(
         except Exception as exc:
             if debug:
                 raise
-            message = _first_line(exc)
+            message = one_line(exc)
             log(f"{spec.name}: FAILED: {message}")
-            row, detail = error_row(spec.name, run_id, timing.device, options.weights, message), {}
+            row, detail = error_row(spec.name, run_id, options.device, options.weights, message), {}
         rows.append(row)
         details[spec.name] = detail
         _release_memory()
@@ -221,7 +204,8 @@ def run_backbones(
             "train": options.train.as_dict(),
             "extract_batch_size": options.extract_batch_size,
             "cache": options.cache_dir is not None,
-            "timing": asdict(timing),
+            "device": options.device,
+            "timing": {"device": options.device, **asdict(timing)},
             "seed": options.train.seed,
         },
         "dataset": {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +43,6 @@ class ImageSet:
     images: list[ImageFile]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     warnings: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        counter = Counter(img.label for img in self.images)
-        return {c: counter[c] for c in self.classes}
 
 
 def sniff_format(head: bytes) -> str | None:

@@ -28,6 +28,20 @@ class TrainConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """retrain.py's distortions; percentages as its flags took them."""
+
+    flip_left_right: bool = False
+    random_crop: float = 0.0
+    random_scale: float = 0.0
+    random_brightness: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
+
+
 @dataclass
 class Head:
     """The trained layer: ``softmax(features @ weights + bias)``."""

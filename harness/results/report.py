@@ -10,81 +10,33 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader
 
-from harness import plots
-from harness.analysis import accuracy_column, compare_runs, pareto_front, per_backbone, recommend, usable
 from harness.atomic import atomic_write
 from harness.errors import HarnessError
-from harness.results import QUANTIZATIONS, runs_frame
-
-#: Column -> heading of the comparison table, in order.
-DISPLAY = {
-    "backbone": "backbone",
-    "device": "device",
-    "weights": "weights",
-    "input_size": "input px",
-    "params_m": "params (M)",
-    "model_size_mb": "model MB",
-    "bottleneck_img_per_s": "bottleneck img/s",
-    "bottleneck_spread": "img/s spread",
-    "bottleneck_ms_per_img_p50": "ms/img p50",
-    "latency_ms_p50": "latency ms p50",
-    "latency_ms_p90": "latency ms p90",
-    "bottleneck_phase": "cache",
-    "bottleneck_phase_s": "bottleneck phase s",
-    "train_s": "train s",
-    "validation_accuracy_text": "validation acc",
-    "test_accuracy_text": "test acc (95% CI)",
-    "error": "error",
-}
+from harness.results import plots
+from harness.results.analysis import (
+    accuracy_column,
+    compare_runs,
+    pareto_front,
+    per_backbone,
+    recommend,
+    usable,
+)
+from harness.results.store import runs_frame
+from harness.schema import Column, format_cell, visible_columns
 
 TEMPLATE = "report.html.j2"
 
 
-def _pct(value: Any) -> str:
-    return "" if pd.isna(value) else f"{value * 100:.1f}%"
+def display_frame(frame: pd.DataFrame, columns: list[Column] | None = None) -> pd.DataFrame:
+    """The comparison table as a reader sees it: labelled, rounded, with units and notes.
 
-
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The comparison table as a reader sees it: rounded, with units and notes."""
-    out = frame.copy()
-    out["params_m"] = (out["params"] / 1e6).round(2)
-    out["input_size"] = out["input_size"].astype("Int64")
-    random = out["weights"] == "random"
-    out["test_accuracy_text"] = [
-        "n/a (random weights)" if r else (f"{_pct(a)} ({_pct(lo)}-{_pct(hi)})" if not pd.isna(a) else "")
-        for r, a, lo, hi in zip(
-            random, out["test_accuracy"], out["test_accuracy_ci_low"], out["test_accuracy_ci_high"]
-        )
-    ]
-    out["validation_accuracy_text"] = [
-        "n/a" if r else _pct(v) for r, v in zip(random, out["validation_accuracy"])
-    ]
-    for column, digits in {
-        "model_size_mb": 1,
-        "bottleneck_img_per_s": 1,
-        "bottleneck_spread": 3,
-        "bottleneck_ms_per_img_p50": 2,
-        "latency_ms_p50": 1,
-        "latency_ms_p90": 1,
-        "bottleneck_phase_s": 3,
-        "train_s": 2,
-    }.items():
-        out[column] = out[column].round(digits)
-    columns = dict(DISPLAY)
-    for q in QUANTIZATIONS:  # TFLite columns only where some row has them
-        size, acc, p50 = (f"tflite_{q}_size_mb", f"tflite_{q}_test_accuracy", f"tflite_{q}_latency_ms_p50")
-        agree = f"tflite_{q}_agreement"
-        if size in out and out[size].notna().any():
-            out[size] = out[size].round(2)
-            out[p50] = out[p50].round(1)
-            out[acc] = ["n/a (random weights)" if r else _pct(a) for r, a in zip(random, out[acc])]
-            out[agree] = ["n/a" if r else _pct(a) for r, a in zip(random, out[agree])]
-            columns[size] = f"tflite {q} MB"
-            columns[acc] = f"tflite {q} acc"
-            columns[agree] = f"tflite {q} same top-1"
-            columns[p50] = f"tflite {q} ms p50"
-    columns["error"] = columns.pop("error")  # errors last
-    return out[list(columns)].rename(columns=columns)
+    Columns, headings and formats come from :mod:`harness.schema`; TFLite columns only
+    where some row has them.
+    """
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    shown = columns if columns is not None else visible_columns(records)
+    cells = [{c.label: format_cell(c, row) for c in shown} for row in records]
+    return pd.DataFrame(cells, columns=[c.label for c in shown])
 
 
 def _b64(png: bytes | None) -> str | None:
@@ -177,7 +129,7 @@ def render_report(
             confusions.append((name + suffix, matrix))
 
     html = (
-        Environment(loader=PackageLoader("harness"), autoescape=True)
+        Environment(loader=PackageLoader("harness.results"), autoescape=True)
         .get_template(TEMPLATE)
         .render(
             title=title,

@@ -176,7 +176,7 @@ class ShardedFeatures:
     """A read-only ``[N, D]`` float32 matrix spread over memory-mapped shards.
 
     Supports ``len()`` and integer-array indexing (``features[idx]``), which is all
-    :func:`harness.train.cached_sampler` needs.
+    :func:`harness.pipeline.train.cached_sampler` needs.
     """
 
     def __init__(

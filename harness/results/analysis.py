@@ -7,15 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import QUANTIZATIONS
+from harness.schema import column, speed_columns
 
-#: Speed columns and whether higher is better.
-SPEED_COLUMNS = {
-    "bottleneck_img_per_s": True,
-    "latency_ms_p50": False,
-    "bottleneck_ms_per_img_p50": False,
-    **{f"tflite_{q}_latency_ms_p50": False for q in QUANTIZATIONS},
-}
+#: Speed columns a user can rank by, and whether higher is better (from the schema).
+SPEED_COLUMNS = speed_columns()
 
 
 def size_column(speed: str) -> str:
@@ -116,7 +111,7 @@ def recommend(
             meeting,
         )
     pick = meeting.iloc[0]
-    unit = "img/s" if speed == "bottleneck_img_per_s" else "ms"
+    unit = column(speed).unit
     interval = (
         f" (95% CI {pick['test_accuracy_ci_low']:.1%}-{pick['test_accuracy_ci_high']:.1%})"
         if accuracy == "test_accuracy"

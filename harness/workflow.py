@@ -1,4 +1,9 @@
-"""The shared retrain pipeline: scan, split, extract (cached), train, evaluate, export.
+"""One backbone, end to end: the pipeline's stages in order, then its deployment exports.
+
+scan + split (:func:`prepare_dataset`) -> build the backbone -> bottlenecks through the
+cache -> train the new final layer -> evaluate on the test set -> export the SavedModel
+(and TFLite variants, each evaluated). Measuring speed is the benchmark's job
+(:mod:`harness.bench`), not this module's.
 
 Every function takes plain values and returns plain values; printing and progress
 bars are the caller's, passed in as callbacks.
@@ -16,23 +21,13 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.images import ImageFile, ImageSet, dataset_fingerprint, scan_images, split_images
+from harness.pipeline.dataset import Dataset
+from harness.pipeline.images import ImageFile
+from harness.pipeline.train import Augmentation, TrainConfig
 from harness.registry import BackboneSpec
-from harness.train import TrainConfig
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-def default_extract_batch_size(device: str) -> int:
-    """Images per backbone call when extracting bottlenecks on ``device``.
-
-    On a 2-core CPU, files to features, batches of 16 ran four MobileNets as fast as 32
-    or up to 9% faster, and 64 was slower for all: a small batch's activations stay in
-    the CPU caches (the models alone ran 6-12% faster at 16 than at 32). A GPU wants
-    larger batches to fill it.
-    """
-    return 16 if device == "cpu" else 32
 
 
 @dataclass(frozen=True)
@@ -43,72 +38,37 @@ class PipelineOptions:
     weights_dir: str | None = None
     cache_dir: str | None = None  # None: no cache at all
     train: TrainConfig = field(default_factory=TrainConfig)
-    extract_batch_size: int = 16  # see default_extract_batch_size
-    augmentation: Any = None  # harness.augment.Augmentation; kept loose to avoid importing TF here
-    export: bool = True
+    device: str = "cpu"
+    extract_batch_size: int = 16  # see harness.pipeline.extract.default_extract_batch_size
+    augmentation: Augmentation = field(default_factory=Augmentation)
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
-    latency_runs: int = 20
 
 
 @dataclass
-class Dataset:
-    """A scanned and split image folder."""
-
-    images: ImageSet
-    splits: dict[str, list[ImageFile]]
-    fingerprint: str
-    validation_percentage: float
-    testing_percentage: float
-
-    @property
-    def classes(self) -> list[str]:
-        return self.images.classes
-
-    def split_sizes(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.splits.items()}
-
-
-def prepare_dataset(
-    image_dir: str | os.PathLike[str], validation_percentage: float = 10, testing_percentage: float = 10
-) -> Dataset:
-    """Scan ``image_dir`` and split it (see :mod:`harness.images`)."""
-    images = scan_images(image_dir)
-    splits = split_images(images.images, validation_percentage, testing_percentage)
-    if not splits["training"]:
-        raise HarnessError("no training images after the split; add images or lower the percentages")
-    return Dataset(
-        images=images,
-        splits=splits,
-        fingerprint=dataset_fingerprint(images, splits),
-        validation_percentage=validation_percentage,
-        testing_percentage=testing_percentage,
-    )
-
-
-@dataclass
-class BackboneResult:
-    """What training one backbone produced."""
+class Retrained:
+    """What retraining the final layer on one backbone produced."""
 
     spec: BackboneSpec
-    backbone: Any  # harness.model.Backbone
-    head: Any  # harness.train.Head
+    backbone: Any  # harness.pipeline.backbone.Backbone
+    head: Any  # harness.pipeline.train.Head
     history: list[dict[str, float]]
-    evaluation: Any  # harness.evaluate.Evaluation
-    extraction: Any  # harness.extract.Extraction
+    evaluation: Any  # harness.pipeline.evaluate.Evaluation
+    extraction: Any  # harness.pipeline.extract.Extraction
     failed_images: list[tuple[str, str]]
     splits_used: dict[str, int]
+    images: dict[str, list[ImageFile]]  # the split, less images that failed to decode
     train_seconds: float
     export_seconds: float | None
     export_dir: Path | None
     metadata: dict[str, Any]
-    tflite: list[dict[str, Any]] = field(default_factory=list)
+    tflite: list[Any] = field(default_factory=list)  # harness.deploy.tflite.TFLiteVariant
 
 
 def _relative(dataset: Dataset, img: ImageFile) -> str:
     return str(img.path.relative_to(dataset.images.root))
 
 
-def train_backbone(
+def retrain_final_layer(
     spec: BackboneSpec,
     dataset: Dataset,
     options: PipelineOptions,
@@ -117,18 +77,37 @@ def train_backbone(
     log: Log = lambda _: None,
     progress: Progress | None = None,
     versions: dict[str, str] | None = None,
-) -> BackboneResult:
-    """Run the whole pipeline for one backbone.
+) -> Retrained:
+    """Retrain a final layer on ``spec``'s bottlenecks, evaluate it and export it.
+
+    Runs on ``options.device``; ``output_dir`` None skips the exports.
 
     Raises:
         HarnessError: on bad input, missing weights or an unwritable output.
     """
-    from harness.augment import distorted_sampler
-    from harness.cache import BottleneckCache
-    from harness.evaluate import evaluate
-    from harness.extract import extract_features
-    from harness.model import load_backbone
-    from harness.train import cached_sampler, train_head
+    import tensorflow as tf
+
+    from harness.pipeline.backbone import check_device
+
+    with tf.device(check_device(options.device)):
+        return _retrain(spec, dataset, options, output_dir, log, progress, versions or {})
+
+
+def _retrain(
+    spec: BackboneSpec,
+    dataset: Dataset,
+    options: PipelineOptions,
+    output_dir: str | os.PathLike[str] | None,
+    log: Log,
+    progress: Progress | None,
+    versions: dict[str, str],
+) -> Retrained:
+    from harness.pipeline.augment import distorted_sampler
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.evaluate import evaluate
+    from harness.pipeline.extract import extract_features
+    from harness.pipeline.train import cached_sampler, train_head
 
     backbone = load_backbone(spec, options.weights, options.weights_dir)
     log(
@@ -176,7 +155,7 @@ def train_backbone(
     }
 
     augmentation = options.augmentation
-    if augmentation is not None and augmentation.enabled:
+    if augmentation.enabled:
         log(
             "distortions are on: training images bypass the bottleneck cache and every "
             "training step runs the whole backbone (much slower)"
@@ -223,22 +202,22 @@ def train_backbone(
         "split_sizes": sizes,
         "dataset_fingerprint": dataset.fingerprint,
         "train": options.train.as_dict(),
-        "augmentation": vars(augmentation) if augmentation is not None else None,
+        "augmentation": vars(augmentation),
         "test_accuracy": evaluation.accuracy,
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
-        "versions": versions or {},
+        "versions": versions,
     }
     export_dir = export_seconds = None
-    if options.export and output_dir is not None:
-        from harness.export import export_model
+    if output_dir is not None:
+        from harness.pipeline.export import export_model
 
         start = time.perf_counter()
         export_dir = export_model(backbone, head, dataset.classes, output_dir, metadata)
         export_seconds = time.perf_counter() - start
-    tflite: list[dict[str, Any]] = []
+    tflite: list[Any] = []
     if options.tflite and export_dir is not None:
         tflite = _export_tflite(backbone, head, dataset, splits, y, evaluation, export_dir, options, log)
-    return BackboneResult(
+    return Retrained(
         spec=spec,
         backbone=backbone,
         head=head,
@@ -247,6 +226,7 @@ def train_backbone(
         extraction=extraction,
         failed_images=failed,
         splits_used=sizes,
+        images=splits,
         train_seconds=train_seconds,
         export_seconds=export_seconds,
         export_dir=export_dir,
@@ -265,15 +245,15 @@ def _export_tflite(
     export_dir: Path,
     options: PipelineOptions,
     log: Log,
-) -> list[dict[str, Any]]:
-    from harness.tflite import export_and_measure, load_pixels
+) -> list[Any]:
+    from harness.deploy.tflite import export_tflite, load_pixels
 
     size = backbone.spec.input_size
     rng = np.random.default_rng(options.train.seed)
     train = splits["training"]
     picks = rng.choice(len(train), size=min(100, len(train)), replace=False)
     representative = load_pixels([train[i].path for i in sorted(picks)], size)
-    variants = export_and_measure(
+    variants = export_tflite(
         backbone,
         head,
         export_dir,
@@ -283,16 +263,22 @@ def _export_tflite(
         test_labels=y["testing"],
         classes=dataset.classes,
         reference=np.asarray(evaluation.predictions),
-        latency_runs=options.latency_runs,
     )
-    for v in variants:
-        accuracy = "n/a" if v["test_accuracy"] is None else f"{v['test_accuracy'] * 100:.1f}%"
-        if v["agreement"] is not None:
-            accuracy += f" (same top-1 as float on {v['agreement'] * 100:.1f}% of test images)"
-        corrected = v["bias_corrected_layers"]
-        log(
-            f"{backbone.spec.name}: TFLite {v['quantize']}: {v['size_mb']:.2f} MB, test accuracy {accuracy}, "
-            f"{v['latency_ms_p50']:.1f} ms p50 at batch 1 ({v['threads']} threads)"
-            + (f", bias correction on {corrected} layers" if corrected else "")
-        )
     return variants
+
+
+def check_weights(specs: list[BackboneSpec], options: PipelineOptions) -> dict[str, str]:
+    """Resolve every backbone's pretrained weights before any image is read.
+
+    Downloads missing files where the plugin can (online); returns, by backbone name, the
+    one-line error of each whose weights cannot be had, so a run can record it and go on.
+    """
+    from harness.pipeline.backbone import resolve_weights
+
+    errors: dict[str, str] = {}
+    for spec in specs:
+        try:
+            resolve_weights(spec, options.weights, options.weights_dir)
+        except HarnessError as exc:
+            errors[spec.name] = str(exc)
+    return errors

@@ -2,7 +2,7 @@
 
 The TFLite model takes resized float pixels ``[1, S, S, 3]`` in [0, 255] (TFLite has
 no image decoders) and returns class probabilities; preprocessing is inside it.
-Decoding and resizing for it use the same :mod:`harness.tfops` functions as training.
+Decoding and resizing for it use the same :mod:`harness.pipeline.tfops` functions as training.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from harness import tfops
 from harness.atomic import atomic_write
 from harness.errors import HarnessError, first_line
-from harness.results import QUANTIZATIONS
+from harness.pipeline import tfops
+from harness.schema import QUANTIZATIONS
 
 
 def tflite_file_name(quantize: str) -> str:
@@ -32,10 +33,10 @@ def convert(
     quantize: str,
     representative: Iterable[np.ndarray] | None = None,
 ) -> bytes:
-    """Convert an :class:`harness.export.ExportedClassifier` to TFLite bytes.
+    """Convert an :class:`harness.pipeline.export.ExportedClassifier` to TFLite bytes.
 
     Args:
-        classifier: The exported module (its ``_classify_pixels`` is converted).
+        classifier: The exported module (its ``probabilities`` is converted).
         size: Input side in pixels.
         quantize: ``none``, ``float16`` (weights), ``dynamic`` (int8 weights, float
             activations) or ``int8`` (weights and activations, calibrated on
@@ -45,7 +46,7 @@ def convert(
     if quantize not in QUANTIZATIONS:
         raise HarnessError(f"unknown quantization {quantize!r}: one of {', '.join(QUANTIZATIONS)}")
     function = tf.function(
-        lambda pixels: classifier._classify_pixels(pixels)["probabilities"],
+        lambda pixels: classifier.probabilities(pixels),
         input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="pixels")],
     )
     concrete = function.get_concrete_function()
@@ -112,11 +113,25 @@ def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarra
     return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.float32)
 
 
-# Quantizations whose int8 kernels get bias correction (see harness.quantize).
+# Quantizations whose int8 kernels get bias correction (see harness.deploy.quantize).
 BIAS_CORRECTED = ("dynamic", "int8")
 
 
-def export_and_measure(
+@dataclass
+class TFLiteVariant:
+    """One TFLite file written beside the SavedModel, and how it did on the test images."""
+
+    quantize: str
+    path: Path
+    size_mb: float
+    bias_corrected_layers: int
+    threads: int
+    test_accuracy: float | None = None
+    agreement: float | None = None  # share of test images with the float model's top-1
+    predictions: list[int] = field(default_factory=list)
+
+
+def export_tflite(
     backbone: Any,
     head: Any,
     output_dir: Path,
@@ -127,28 +142,25 @@ def export_and_measure(
     test_labels: np.ndarray,
     classes: list[str],
     reference: np.ndarray | None = None,
-    latency_runs: int = 20,
-) -> list[dict[str, Any]]:
-    """Write each TFLite variant and measure its test accuracy, latency and size.
+) -> list[TFLiteVariant]:
+    """Write each TFLite variant and evaluate it on the test images with the interpreter.
 
     Args:
-        backbone: The :class:`harness.model.Backbone`.
-        head: The trained :class:`harness.train.Head`.
+        backbone: The :class:`harness.pipeline.backbone.Backbone`.
+        head: The trained :class:`harness.pipeline.train.Head`.
         output_dir: Where the ``.tflite`` files go (the SavedModel's folder).
-        quantizations: Variants to write, from :data:`harness.results.QUANTIZATIONS`.
+        quantizations: Variants to write, from :data:`harness.schema.QUANTIZATIONS`.
         representative: Training pixels ``[N, S, S, 3]`` for int8 calibration and bias
             correction.
-        test_pixels: Test pixels, measured with the TFLite interpreter.
+        test_pixels: Test pixels, run through the TFLite interpreter.
         test_labels: Their class indices.
         classes: Class names.
         reference: The float model's top-1 class per test image; each variant's
             ``agreement`` is the fraction of test images where its top-1 is the same,
             a finer measure of what quantization changed than accuracy.
-        latency_runs: Timed batch-1 invocations per variant.
     """
-    from harness.evaluate import evaluate
-    from harness.export import ExportedClassifier
-    from harness.timing import time_calls
+    from harness.pipeline.evaluate import evaluate
+    from harness.pipeline.export import ExportedClassifier
 
     size = backbone.spec.input_size
     plain = ExportedClassifier(backbone, head)
@@ -164,28 +176,16 @@ def export_and_measure(
         path = output_dir / tflite_file_name(quantize)
         atomic_write(path, data)
         model = TFLiteModel(path)
-        evaluation = (
-            evaluate(model.predict_pixels(test_pixels), test_labels, classes) if len(test_labels) else None
-        )
-        agreement = None
-        if evaluation and reference is not None and len(reference):
-            agreement = float(np.mean(np.asarray(evaluation.predictions) == np.asarray(reference)))
-        sample = test_pixels[0] if len(test_pixels) else representative[0]
-        latency = time_calls(lambda m=model, x=sample: m.invoke(x), runs=latency_runs)
-        out.append(
-            {
-                "quantize": quantize,
-                "path": str(path),
-                "size_mb": len(data) / 1e6,
-                "test_accuracy": evaluation.accuracy if evaluation else None,
-                "agreement": agreement,
-                "predictions": evaluation.predictions if evaluation else [],
-                "latency_ms_p50": latency["p50"],
-                "latency_ms_p90": latency["p90"],
-                "threads": model.num_threads,
-                "bias_corrected_layers": corrected_layers,
-            }
-        )
+        variant = TFLiteVariant(quantize, path, len(data) / 1e6, corrected_layers, model.num_threads)
+        if len(test_labels):
+            evaluation = evaluate(model.predict_pixels(test_pixels), test_labels, classes)
+            variant.test_accuracy = evaluation.accuracy
+            variant.predictions = evaluation.predictions
+            if reference is not None and len(reference):
+                variant.agreement = float(
+                    np.mean(np.asarray(evaluation.predictions) == np.asarray(reference))
+                )
+        out.append(variant)
     return out
 
 
@@ -195,8 +195,8 @@ def _bias_corrected(backbone: Any, head: Any, representative: np.ndarray) -> tup
 
     import keras
 
-    from harness.export import ExportedClassifier
-    from harness.quantize import bias_corrected_copy
+    from harness.deploy.quantize import bias_corrected_copy
+    from harness.pipeline.export import ExportedClassifier
 
     if not isinstance(backbone.model, keras.Model) or not len(representative):
         return ExportedClassifier(backbone, head), 0

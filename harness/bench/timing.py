@@ -47,7 +47,7 @@ def time_bottlenecks(
         10th percentile of per-repeat throughput), ``ms_per_img_p50``/``_p90`` over
         batches, ``spread`` and the raw samples.
     """
-    from harness.extract import image_dataset
+    from harness.pipeline.extract import image_dataset
 
     if len(paths) <= warmup_batches * batch_size:
         raise ValueError("not enough images to time after warm-up; lower the batch size")

@@ -5,79 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write
 from harness.errors import HarnessError
+from harness.schema import SCHEMA, complete_row, row_columns, text_columns
 
-SCHEMA = "harness.run/1"
 DEFAULT_RESULTS_DIR = Path("reports") / "runs"
-
-#: The columns of a result row, in report order. Units are in the names.
-ROW_COLUMNS = [
-    "run_id",
-    "backbone",
-    "family",
-    "device",
-    "weights",
-    "weights_source",
-    "input_size",
-    "feature_size",
-    "params",
-    "model_size_mb",
-    "n_classes",
-    "n_train",
-    "n_validation",
-    "n_test",
-    "n_failed_images",
-    "build_s",
-    "bottleneck_phase",
-    "bottleneck_cached",
-    "bottleneck_computed",
-    "bottleneck_phase_s",
-    "bottleneck_cold_img_per_s",
-    "bottleneck_batch_size",
-    "bottleneck_img_per_s",
-    "bottleneck_img_per_s_p90",
-    "bottleneck_ms_per_img_p50",
-    "bottleneck_ms_per_img_p90",
-    "bottleneck_spread",
-    "train_s",
-    "export_s",
-    "model_load_s",
-    "latency_ms_first",
-    "latency_ms_p50",
-    "latency_ms_p90",
-    "validation_accuracy",
-    "test_accuracy",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "error",
-]
-
-#: TFLite variants harness can export; each adds five columns to a row. ``agreement``
-#: is the fraction of test images whose top-1 equals the float SavedModel's.
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-TFLITE_FIELDS = ("size_mb", "test_accuracy", "agreement", "latency_ms_p50", "latency_ms_p90")
-ROW_COLUMNS[-1:-1] = [f"tflite_{q}_{f}" for q in QUANTIZATIONS for f in TFLITE_FIELDS] + ["tflite_threads"]
-TEXT_COLUMNS = {
-    "run_id",
-    "backbone",
-    "family",
-    "device",
-    "weights",
-    "weights_source",
-    "bottleneck_phase",
-    "error",
-}
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable and unique: UTC time plus a random suffix."""
-    now = now or datetime.now(timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def _clean(value: Any) -> Any:
@@ -95,28 +30,11 @@ def save_run(record: dict[str, Any], results_dir: str | os.PathLike[str] = DEFAU
     """Write ``record`` as ``<results_dir>/<run_id>.json``; an existing file is never replaced.
 
     Raises:
-        HarnessError: if the folder is not writable or the disk is full.
+        HarnessError: if the folder is not writable, the disk is full or the run exists.
     """
-    directory = Path(results_dir)
-    final = directory / f"{record['run_id']}.json"
+    final = Path(results_dir) / f"{record['run_id']}.json"
     data = json.dumps(_clean(record), indent=1, default=str).encode()
-    tmp = directory / f".{final.name}.{os.getpid()}.tmp"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, final)  # fails if the name exists: runs are never overwritten
-    except FileExistsError as exc:
-        raise HarnessError(f"run {final} exists already; not overwriting it") from exc
-    except OSError as exc:
-        raise HarnessError(f"cannot write results to {directory}: {exc.strerror or exc}") from exc
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    atomic_write(final, data, what=f"run {final}", overwrite=False)
     return final
 
 
@@ -159,21 +77,23 @@ def runs_frame(runs: list[dict[str, Any]]) -> Any:
     """All rows of ``runs`` as one tidy pandas DataFrame (one row per run and backbone)."""
     import pandas as pd
 
+    columns, text = row_columns(), text_columns()
     rows = []
     for run in runs:
         env = run.get("environment", {})
         for row in run.get("rows", []):
             rows.append(
                 {
-                    **{c: row.get(c) for c in ROW_COLUMNS},
+                    # Derived columns are filled for runs stored before they existed.
+                    **complete_row({c: row.get(c) for c in columns}),
                     "created": run.get("created"),
                     "hostname": env.get("hostname"),
                     "cpu": env.get("cpu"),
                     "gpu": ", ".join(g.get("name", "") for g in env.get("gpus", [])) or None,
                 }
             )
-    frame = pd.DataFrame(rows, columns=[*ROW_COLUMNS, "created", "hostname", "cpu", "gpu"])
-    for column in ROW_COLUMNS:
-        if column not in TEXT_COLUMNS:
+    frame = pd.DataFrame(rows, columns=[*columns, "created", "hostname", "cpu", "gpu"])
+    for column in columns:
+        if column not in text:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.analysis import SPEED_COLUMNS, accuracy_column, pareto_front, per_backbone, usable  # noqa: E402
+from harness.results.analysis import SPEED_COLUMNS, accuracy_column, pareto_front, per_backbone, usable  # noqa: E402
 
 
 def _text(label: str) -> str:

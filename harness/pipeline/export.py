@@ -18,10 +18,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness import tfops
 from harness.errors import HarnessError
-from harness.model import Backbone
-from harness.train import Head
+from harness.pipeline import tfops
+from harness.pipeline.backbone import Backbone, features_of
+from harness.pipeline.train import Head
 
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "harness.json"
@@ -47,10 +47,13 @@ class ExportedClassifier(tf.Module):
             input_signature=[tf.TensorSpec([None], tf.string, name="images")],
         )
 
+    def probabilities(self, pixels: tf.Tensor) -> tf.Tensor:
+        """Resized pixels in [0, 255] -> class probabilities (also what TFLite converts)."""
+        features = features_of(self.backbone, pixels, self.preprocessing)
+        return tf.nn.softmax(tf.matmul(features, self.weights) + self.bias)
+
     def _classify_pixels(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = self.backbone(tfops.preprocess(pixels, self.preprocessing), training=False)
-        features = tf.reshape(features, [tf.shape(pixels)[0], -1])
-        return {"probabilities": tf.nn.softmax(tf.matmul(features, self.weights) + self.bias)}
+        return {"probabilities": self.probabilities(pixels)}
 
     def _classify_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = tf.map_fn(

@@ -58,3 +58,19 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def report_dataset(dataset: Any) -> None:
+    """The scan's summary, its warnings and every skipped file with its reason."""
+    sizes = dataset.split_sizes()
+    echo(
+        f"{len(dataset.images.images)} images in {len(dataset.classes)} classes "
+        f"({', '.join(dataset.classes)}): {sizes['training']} training, "
+        f"{sizes['validation']} validation, {sizes['testing']} testing"
+    )
+    for message in dataset.images.warnings:
+        warn(message)
+    if dataset.images.skipped:
+        warn(f"skipped {len(dataset.images.skipped)} files:")
+        for path, reason in dataset.images.skipped:
+            click.echo(f"  {path}: {reason}", err=True)

@@ -1,0 +1,63 @@
+"""The ``harness`` command group: one-line errors, ``--debug``, quiet TensorFlow start-up.
+
+TensorFlow is imported only by commands that need it, so ``harness --help`` and
+``harness backbones`` answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError, one_line
+
+
+def import_tensorflow(ctx: click.Context) -> None:
+    """Import TensorFlow with its start-up chatter (CUDA probes, absl notices) silenced.
+
+    Those lines are written by C++ straight to file descriptor 2, so Python's logging
+    cannot stop them; ``--debug`` keeps them.
+    """
+    if "tensorflow" in sys.modules or ctx.meta.get("harness.debug"):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(2)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class HarnessGroup(click.Group):
+    """Turns errors into one line (exit 1); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            if ctx.meta.get("harness.debug"):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.meta.get("harness.debug"):
+                raise
+            raise click.ClickException(f"{one_line(exc)} (run with --debug for the traceback)") from None
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="harness")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Benchmark ImageNet backbones for retraining a final layer on your images."""
+    ctx.meta["harness.debug"] = debug
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")

@@ -1,0 +1,292 @@
+"""Option types and option groups shared by the commands.
+
+Each group decorator adds its click options and hands the command one typed value
+built from them (``data``, ``options``, ``timing``), never a dict read by string keys.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.registry import WEIGHTS_CHOICES
+from harness.schema import QUANTIZATIONS, speed_columns
+
+DEFAULT_BACKBONE = "inception_v3"
+DEVICES = ("cpu", "gpu")
+AT_LEAST_1 = click.IntRange(min=1)
+PERCENT = click.FloatRange(0, 100)
+
+
+class BackboneList(click.ParamType):
+    """A comma-separated list of backbone names and wildcards (``mobilenet_v1_*``)."""
+
+    name = "backbones"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not names:
+            self.fail("give at least one backbone", param, ctx)
+        return names
+
+
+class QuantizeList(click.ParamType):
+    """Comma-separated TFLite quantizations."""
+
+    name = "quantizations"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        items = tuple(dict.fromkeys(v.strip() for v in str(value).split(",") if v.strip()))
+        bad = [v for v in items if v not in QUANTIZATIONS]
+        if bad or not items:
+            self.fail(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(QUANTIZATIONS)}", param, ctx)
+        return items
+
+
+def option_group(
+    dest: str, build: Callable[..., Any], *options: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """A decorator adding ``options`` and passing ``dest=build(**their values)`` instead."""
+
+    def probe() -> None: ...
+
+    for option in options:
+        option(probe)
+    names = [p.name for p in getattr(probe, "__click_params__", [])]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs[dest] = build(**{name: kwargs.pop(name) for name in names})
+            return func(*args, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def weights_dir_option(func: Any) -> Any:
+    return click.option(
+        "--weights-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="HARNESS_WEIGHTS_DIR",
+        help="Folder of weight files (e.g. mobilenet_1_0_224_tf_no_top.h5) used before "
+        "the Keras cache $KERAS_HOME/models. [env: HARNESS_WEIGHTS_DIR]",
+    )(func)
+
+
+def build_data_options(image_dir: Path, testing_percentage: float, validation_percentage: float) -> Any:
+    from harness.pipeline.dataset import DataOptions
+
+    return DataOptions(image_dir, validation_percentage, testing_percentage)
+
+
+data_options = option_group(
+    "data",
+    build_data_options,
+    click.option(
+        "--image-dir",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="Folder with one sub-folder of images per class.",
+    ),
+    click.option(
+        "--testing-percentage",
+        type=PERCENT,
+        default=10.0,
+        show_default=True,
+        help="Percent of images for the test set.",
+    ),
+    click.option(
+        "--validation-percentage",
+        type=PERCENT,
+        default=10.0,
+        show_default=True,
+        help="Percent of images for validation.",
+    ),
+)
+
+input_size_option = click.option(
+    "--input-size", type=AT_LEAST_1, default=None, help="Input size of a hub: backbone."
+)
+
+
+def build_pipeline_options(
+    *,
+    weights: str,
+    weights_dir: Path | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    eval_interval: int,
+    seed: int,
+    device: str,
+    extract_batch_size: int | None,
+    exports: tuple[str, ...],
+    quantize: tuple[str, ...],
+    flip_left_right: bool,
+    random_crop: float,
+    random_scale: float,
+    random_brightness: float,
+) -> Any:
+    """:class:`harness.workflow.PipelineOptions` from the shared options; defaults that
+    depend on others (the extraction batch on the device) are settled here."""
+    from harness.pipeline.cache import default_cache_dir
+    from harness.pipeline.extract import default_extract_batch_size
+    from harness.pipeline.train import Augmentation, TrainConfig
+    from harness.workflow import PipelineOptions
+
+    return PipelineOptions(
+        weights=weights,
+        weights_dir=str(weights_dir) if weights_dir else None,
+        cache_dir=None if no_cache else str(cache_dir or default_cache_dir()),
+        train=TrainConfig(
+            steps=steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            eval_interval=eval_interval,
+            seed=seed,
+        ),
+        device=device,
+        extract_batch_size=extract_batch_size or default_extract_batch_size(device),
+        augmentation=Augmentation(flip_left_right, random_crop, random_scale, random_brightness),
+        tflite=quantize if "tflite" in exports else (),
+    )
+
+
+pipeline_options = option_group(
+    "options",
+    build_pipeline_options,
+    click.option(
+        "--weights",
+        type=click.Choice(WEIGHTS_CHOICES),
+        default="imagenet",
+        show_default=True,
+        help="ImageNet weights, or random weights for speed-only runs (accuracy meaningless).",
+    ),
+    weights_dir_option,
+    click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="HARNESS_CACHE_DIR",
+        help="Bottleneck cache folder [default: the per-user cache directory].",
+    ),
+    click.option("--no-cache", is_flag=True, help="Compute every bottleneck; read and write no cache."),
+    click.option(
+        "--steps", type=AT_LEAST_1, default=4000, show_default=True, help="Training steps of the new layer."
+    ),
+    click.option(
+        "--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True
+    ),
+    click.option(
+        "--batch-size", type=AT_LEAST_1, default=100, show_default=True, help="Training batch size."
+    ),
+    click.option(
+        "--eval-interval", type=AT_LEAST_1, default=100, show_default=True, help="Log every this many steps."
+    ),
+    click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed of the training batches and init."
+    ),
+    click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="cpu",
+        show_default=True,
+        help="Where the backbone runs.",
+    ),
+    click.option(
+        "--extract-batch-size",
+        type=AT_LEAST_1,
+        help="Images per backbone call for bottlenecks [default: 16 on CPU, 32 on GPU].",
+    ),
+    click.option(
+        "--export",
+        "exports",
+        type=click.Choice(["tflite"]),
+        multiple=True,
+        help="Also write TFLite models (the SavedModel is always written).",
+    ),
+    click.option(
+        "--quantize",
+        type=QuantizeList(),
+        default="none",
+        show_default=True,
+        help="TFLite variants, comma-separated: none, float16, dynamic, int8.",
+    ),
+    click.option("--flip-left-right", is_flag=True, help="Randomly mirror training images."),
+    click.option(
+        "--random-crop", type=PERCENT, default=0.0, help="Percent margin to crop training images randomly."
+    ),
+    click.option(
+        "--random-scale", type=PERCENT, default=0.0, help="Percent to scale training images randomly."
+    ),
+    click.option(
+        "--random-brightness", type=PERCENT, default=0.0, help="Percent to vary brightness randomly."
+    ),
+)
+
+
+def build_timing_options(timing_images: int, timing_repeats: int, latency_runs: int) -> Any:
+    from harness.bench.runner import TimingOptions
+
+    return TimingOptions(
+        timing_images=timing_images, timing_repeats=timing_repeats, latency_runs=latency_runs
+    )
+
+
+timing_options = option_group(
+    "timing",
+    build_timing_options,
+    click.option(
+        "--timing-images",
+        type=AT_LEAST_1,
+        default=256,
+        show_default=True,
+        help="Images per timed extraction pass.",
+    ),
+    click.option(
+        "--timing-repeats", type=AT_LEAST_1, default=3, show_default=True, help="Timed passes per backbone."
+    ),
+    click.option(
+        "--latency-runs",
+        type=AT_LEAST_1,
+        default=20,
+        show_default=True,
+        help="Timed single-image calls of each export.",
+    ),
+)
+
+
+def speed_option(name: str, help_text: str) -> Any:
+    return click.option(
+        name,
+        "speed" if name == "--speed" else "by",
+        type=click.Choice(list(speed_columns())),
+        default="bottleneck_img_per_s",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def results_dir_option(func: Any) -> Any:
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("reports/runs"),
+        show_default=True,
+        help="Where run JSON files are stored.",
+    )(func)

@@ -1,0 +1,129 @@
+"""``harness run``: several backbones, timed, stored and reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.app import cli, import_tensorflow
+from harness.cli.console import ProgressBars, echo, report_dataset, table
+from harness.cli.options import (
+    DEFAULT_BACKBONE,
+    BackboneList,
+    data_options,
+    input_size_option,
+    pipeline_options,
+    results_dir_option,
+    timing_options,
+)
+from harness.errors import HarnessError
+from harness.registry import registry
+from harness.schema import console_columns
+
+
+@cli.command("run")
+@data_options
+@click.option(
+    "--backbones",
+    "backbone_names",
+    type=BackboneList(),
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Comma-separated names or wildcards.",
+)
+@input_size_option
+@pipeline_options
+@timing_options
+@results_dir_option
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where this run's report goes [default: RESULTS_DIR/../<run id>].",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("harness-models"),
+    show_default=True,
+    help="Where each backbone's exported model goes.",
+)
+@click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Target of the report's recommendation.",
+)
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    data: Any,
+    backbone_names: list[str],
+    input_size: int | None,
+    options: Any,
+    timing: Any,
+    results_dir: Path,
+    report_dir: Path | None,
+    models_dir: Path,
+    min_accuracy: float,
+) -> None:
+    """Benchmark several backbones and write a comparison report."""
+    import_tensorflow(ctx)
+    from harness.atomic import ensure_writable
+    from harness.bench.envinfo import environment
+    from harness.bench.runner import run_backbones
+    from harness.pipeline.backbone import check_device
+    from harness.pipeline.dataset import prepare_dataset
+    from harness.results.report import render_report
+    from harness.results.store import save_run
+    from harness.workflow import check_weights
+
+    specs = registry.match(backbone_names, input_size=input_size)
+    check_device(options.device)
+    ensure_writable(
+        results_dir,
+        models_dir,
+        report_dir or results_dir.parent,
+        Path(options.cache_dir) if options.cache_dir else None,
+    )
+    missing = check_weights(specs, options)  # before reading any image
+    if len(missing) == len(specs):
+        raise HarnessError("; ".join(missing.values()))
+    dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
+    report_dataset(dataset)
+    echo(f"backbones: {', '.join(s.name for s in specs)} on {options.device}, weights {options.weights}")
+    record = run_backbones(
+        specs,
+        dataset,
+        options,
+        timing,
+        models_dir,
+        environment=environment(),
+        log=echo,
+        progress_for=ProgressBars,
+        debug=ctx.meta.get("harness.debug", False),
+        failed=missing,
+    )
+    path = save_run(record, results_dir)
+    report_dir = report_dir or results_dir.parent / record["run_id"]
+    written = render_report(
+        [record], report_dir, title=f"harness run {record['run_id']}", min_accuracy=min_accuracy
+    )
+    print_rows(record["rows"])
+    echo(f"run saved to {path}")
+    echo(f"report: {written['html']} (also {written['md'].name}, {written['csv'].name})")
+    failed = [r["backbone"] for r in record["rows"] if r.get("error")]
+    if failed and len(failed) == len(record["rows"]):
+        raise HarnessError(f"every backbone failed ({', '.join(failed)}); see {path}")
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """The run's summary: the schema's console columns."""
+    from harness.results.report import display_frame
+    from harness.results.store import runs_frame
+
+    frame = display_frame(runs_frame([{"rows": rows}]), console_columns())
+    shown = frame.astype(object).where(frame.notna(), "")
+    echo(table(shown.to_dict("records"), list(frame.columns)))

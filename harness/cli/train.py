@@ -1,0 +1,160 @@
+"""Commands about one backbone: backbones, train and label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.app import cli, import_tensorflow
+from harness.cli.console import ProgressBars, echo, report_dataset, table, warn
+from harness.cli.options import (
+    AT_LEAST_1,
+    DEFAULT_BACKBONE,
+    data_options,
+    input_size_option,
+    pipeline_options,
+    weights_dir_option,
+)
+from harness.errors import HarnessError
+from harness.registry import list_backbones, registry
+
+
+@cli.command("backbones")
+@click.argument("pattern", default="*")
+@weights_dir_option
+def backbones_cmd(pattern: str, weights_dir: Path | None) -> None:
+    """List registered backbones matching PATTERN (wildcards allowed)."""
+    rows = []
+    for spec in list_backbones(pattern):
+        available = spec.weights_on_disk(weights_dir)
+        rows.append(
+            {
+                "name": spec.name,
+                "input": spec.input_size,
+                "features": spec.feature_size,
+                "params": f"{spec.params / 1e6:.2f}M" if spec.params else "?",
+                "imagenet weights": {True: "on disk", False: "not on disk", None: "-"}[available],
+                "description": spec.description,
+            }
+        )
+    echo(table(rows, ["name", "input", "features", "params", "imagenet weights", "description"]))
+    for error in registry.load_errors:
+        warn(error)
+
+
+@cli.command("train")
+@data_options
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name or hub:HANDLE.")
+@input_size_option
+@pipeline_options
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("harness-model"),
+    show_default=True,
+    help="Where the exported SavedModel, labels.txt and harness.json go.",
+)
+@click.option("--print-misclassified", is_flag=True, help="List the misclassified test images.")
+@click.pass_context
+def train_cmd(
+    ctx: click.Context,
+    data: Any,
+    backbone: str,
+    input_size: int | None,
+    options: Any,
+    output_dir: Path,
+    print_misclassified: bool,
+) -> None:
+    """Retrain a final layer on one backbone, evaluate it and export it."""
+    import_tensorflow(ctx)
+    from harness.atomic import ensure_writable
+    from harness.bench.envinfo import versions
+    from harness.bench.measure import tflite_latency
+    from harness.bench.runner import TimingOptions
+    from harness.pipeline.backbone import check_device
+    from harness.pipeline.dataset import prepare_dataset
+    from harness.workflow import check_weights, retrain_final_layer
+
+    spec = registry.get(backbone, input_size=input_size)
+    check_device(options.device)
+    ensure_writable(output_dir.parent, Path(options.cache_dir) if options.cache_dir else None)
+    missing = check_weights([spec], options)  # before reading any image
+    if missing:
+        raise HarnessError(missing[spec.name])
+    dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
+    report_dataset(dataset)
+    bars = ProgressBars(spec.name)
+    try:
+        result = retrain_final_layer(
+            spec, dataset, options, output_dir, log=echo, progress=bars, versions=versions()
+        )
+    finally:
+        bars.close()
+    tflite_latency(result, runs=TimingOptions().latency_runs, log=echo)
+    print_training_result(result, print_misclassified=print_misclassified)
+
+
+def print_training_result(result: Any, *, print_misclassified: bool) -> None:
+    ev = result.evaluation
+    random_note = " (random weights: not a real result)" if result.metadata["weights"] == "random" else ""
+    echo(
+        f"final test accuracy = {ev.accuracy * 100:.1f}% (N={ev.n}, 95% CI "
+        f"{ev.ci95[0] * 100:.1f}-{ev.ci95[1] * 100:.1f}%){random_note}"
+    )
+    metrics = ["precision", "recall", "f1"]
+    echo(
+        table(
+            [
+                {"class": r["class"], **{m: f"{r[m]:.3f}" for m in metrics}, "support": r["support"]}
+                for r in ev.per_class
+            ],
+            ["class", *metrics, "support"],
+        )
+    )
+    classes = [r["class"] for r in ev.per_class]
+    echo("confusion matrix (rows: true, columns: predicted):")
+    echo(
+        table(
+            [
+                {"true": c, **{p: ev.confusion[i][j] for j, p in enumerate(classes)}}
+                for i, c in enumerate(classes)
+            ],
+            ["true", *classes],
+        )
+    )
+    if print_misclassified:
+        echo(f"misclassified test images ({len(ev.misclassified)}):")
+        for m in ev.misclassified:
+            echo(f"  {m['image']}: {m['true']} -> {m['predicted']} ({m['confidence']:.3f})")
+    if result.export_dir is not None:
+        echo(f"exported model to {result.export_dir}")
+
+
+@cli.command("label")
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="An exported model directory.")
+@click.option("--top-k", type=AT_LEAST_1, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of text.")
+@click.argument("images", nargs=-1, required=True)
+@click.pass_context
+def label_cmd(ctx: click.Context, model: Path, top_k: int, as_json: bool, images: tuple[str, ...]) -> None:
+    """Classify IMAGES (files or folders) with an exported model, like label_image.py."""
+    import_tensorflow(ctx)
+    from harness.deploy.label import classify_files, collect_images, load_classifier
+
+    classifier = load_classifier(model)
+    files, skipped = collect_images(list(images))
+    results, failed = classify_files(classifier, files, top_k)
+    for row in results:
+        if as_json:
+            echo(json.dumps(row))
+        else:
+            echo(row["image"])
+            for item in row["top"]:
+                echo(f"  {item['label']} {item['score']:.5f}")
+    for path, reason in skipped + failed:
+        warn(f"skipped {path}: {reason}")
+    if not results:
+        raise HarnessError("no image could be classified")

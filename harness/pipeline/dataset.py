@@ -1,0 +1,58 @@
+"""An image folder scanned and split: what every backbone of a run trains and tests on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.pipeline.images import ImageFile, ImageSet, dataset_fingerprint, scan_images, split_images
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Which images, and how they are split (retrain.py's percentages)."""
+
+    image_dir: Path
+    validation_percentage: float = 10.0
+    testing_percentage: float = 10.0
+
+
+@dataclass
+class Dataset:
+    """A scanned and split image folder."""
+
+    images: ImageSet
+    splits: dict[str, list[ImageFile]]
+    fingerprint: str
+    validation_percentage: float
+    testing_percentage: float
+
+    @property
+    def classes(self) -> list[str]:
+        return self.images.classes
+
+    def split_sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.splits.items()}
+
+
+def prepare_dataset(
+    image_dir: str | os.PathLike[str], validation_percentage: float = 10, testing_percentage: float = 10
+) -> Dataset:
+    """Scan ``image_dir`` and split it (see :mod:`harness.pipeline.images`).
+
+    Raises:
+        HarnessError: a missing folder, fewer than 2 classes, or no training image.
+    """
+    images = scan_images(image_dir)
+    splits = split_images(images.images, validation_percentage, testing_percentage)
+    if not splits["training"]:
+        raise HarnessError("no training images after the split; add images or lower the percentages")
+    return Dataset(
+        images=images,
+        splits=splits,
+        fingerprint=dataset_fingerprint(images, splits),
+        validation_percentage=validation_percentage,
+        testing_percentage=testing_percentage,
+    )

@@ -1,0 +1,1 @@
+"""Stored runs and what is made of them: tidy frames, recommendations, plots, reports."""

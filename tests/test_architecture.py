@@ -1,0 +1,122 @@
+"""The package's shape: imports run one way, no cycles, modules of readable size."""
+
+import ast
+import graphlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("harness", "backbones")
+
+#: Layers, lowest first: a module may import its own layer's modules and lower ones.
+LAYERS = [
+    ("harness", "harness.errors", "harness.atomic", "harness.schema", "harness.registry"),
+    ("harness.pipeline", "backbones"),
+    ("harness.deploy",),
+    ("harness.workflow",),
+    ("harness.bench", "harness.results"),
+    ("harness.cli", "harness.__main__"),
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the harness modules it imports, at module level or inside functions."""
+    known = modules()
+    graph: dict[str, set[str]] = {name: set() for name in known}
+    for name, path in known.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from harness.pipeline import tfops` imports the module harness.pipeline.tfops.
+                targets = [
+                    f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known
+                ]
+                targets = targets or [node.module]
+            for target in targets:
+                while target and target not in known:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def layer(module: str) -> int:
+    best = (-1, -1)
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                best = max(best, (len(prefix), rank))
+    assert best[1] >= 0, f"{module} is in no layer"
+    return best[1]
+
+
+def test_import_graph_is_acyclic():
+    graph = import_graph()
+    # The package __init__ importing its own command modules is how click registers them.
+    graph["harness.cli"] -= {m for m in graph if m.startswith("harness.cli.")}
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_imports_run_one_way_from_the_cli_down():
+    graph = import_graph()
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if layer(b) > layer(a) and a != "harness.cli"
+    ]
+    assert not upward, "imports against the layering:\n" + "\n".join(upward)
+
+
+def test_the_core_does_not_import_keras_hub_or_plugins():
+    """Keras and TF Hub specifics live in backbones/ (and deploy's Keras-only bias correction)."""
+    core = [
+        n for n in modules() if n.startswith(("harness.pipeline", "harness.registry", "harness.workflow"))
+    ]
+    for name in core:
+        for node in ast.walk(ast.parse(modules()[name].read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                bad = [
+                    n
+                    for n in names
+                    if n.split(".")[0] in ("keras", "tensorflow_hub", "tf_keras", "backbones")
+                ]
+                assert not bad, f"{name} imports {bad}"
+
+
+def test_no_module_is_over_300_lines():
+    long = {n: len(p.read_text().splitlines()) for n, p in modules().items()}
+    assert {n: c for n, c in long.items() if c > 300} == {}
+
+
+def test_every_module_imports_and_the_cli_without_tensorflow():
+    names = sorted(n for n in modules() if n != "harness.__main__")
+    code = (
+        "import importlib, sys\n"
+        "import harness.cli, harness.schema, harness.results.store\n"
+        "assert 'tensorflow' not in sys.modules and 'pandas' not in sys.modules\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
