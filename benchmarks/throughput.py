@@ -51,16 +51,16 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     import keras
     import tensorflow as tf
 
-    from harness import tfops
-    from harness.cache import BottleneckCache
-    from harness.extract import extract_features
-    from harness.model import load_backbone
-    from harness.registry import get_backbone, weights_location
+    from harness.pipeline import tfops
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.extract import extract_features
+    from harness.registry import get_backbone
 
     paths = [str(i.path) for i in images]
     n = len(paths)
     spec = get_backbone(name)
-    weights = "imagenet" if weights_location(spec, args.weights_dir) else "random"
+    weights = "imagenet" if spec.weights_on_disk(args.weights_dir) else "random"
     backbone = load_backbone(spec, weights, args.weights_dir)
     size, bs = spec.input_size, args.batch_size
     keras_model = backbone.model
@@ -157,50 +157,75 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     }
 
 
-STORE_WRITE = """
-import sys
-import numpy as np
-from harness.cache import BottleneckCache
-n, dim, root, per_shard = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], 65536
-cache = BottleneckCache(root, "synthetic", "store", dim)
-rng = np.random.default_rng(0)
-for start in range(0, n, per_shard):
-    keys = [f"{i:040x}" for i in range(start, min(n, start + per_shard))]
-    cache.write(keys, rng.random((len(keys), dim), dtype=np.float32))
-"""
+def store_write(n: int, dim: int, root: str) -> None:
+    """Write ``n`` random ``dim``-vectors into a bottleneck cache at ``root`` (child process)."""
+    import numpy as np
 
-# Trains in a fresh process, so its memory is the training's alone. RssAnon is memory the
-# process owns; RssFile is store pages mapped from the page cache (the kernel's, evictable).
-STORE_TRAIN = """
-import sys, time
-import numpy as np
-from harness.cache import BottleneckCache
-from harness.train import TrainConfig, cached_sampler, train_head
-def status():
-    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
-n, dim, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-cache = BottleneckCache(root, "synthetic", "store", dim)
-start = time.perf_counter()
-features = cache.open_features([f"{i:040x}" for i in range(n)])
-labels = np.random.default_rng(1).integers(0, 5, n)
-train_head(cached_sampler(features, labels), dim, 5, TrainConfig(steps=1000, batch_size=100))
-s = status()
-print(n * dim * 4 / 2**20, s["RssAnon"], s["RssFile"], s["VmHWM"], time.perf_counter() - start)
-"""
+    from harness.pipeline.cache import BottleneckCache
+
+    cache = BottleneckCache(root, "synthetic", "store", dim)
+    rng = np.random.default_rng(0)
+    per_shard = 65536
+    for start in range(0, n, per_shard):
+        keys = [f"{i:040x}" for i in range(start, min(n, start + per_shard))]
+        cache.write(keys, rng.random((len(keys), dim), dtype=np.float32))
+
+
+def store_train(n: int, dim: int, root: str) -> None:
+    """Train on the store in a fresh process, so its memory is the training's alone.
+
+    Prints data MiB, RssAnon (memory the process owns), RssFile (store pages mapped from
+    the page cache: the kernel's, evictable), peak RSS and seconds.
+    """
+    import numpy as np
+
+    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+
+    cache = BottleneckCache(root, "synthetic", "store", dim)
+    start = time.perf_counter()
+    features = cache.open_features([f"{i:040x}" for i in range(n)])
+    labels = np.random.default_rng(1).integers(0, 5, n)
+    train_head(cached_sampler(features, labels), dim, 5, TrainConfig(steps=1000, batch_size=100))
+    with open("/proc/self/status") as fh:
+        fields = dict(line.split(":", 1) for line in fh)
+    mib = {k: int(fields[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
+    print(n * dim * 4 / 2**20, mib["RssAnon"], mib["RssFile"], mib["VmHWM"], time.perf_counter() - start)
+
+
+def startup_probe(*cli: str) -> None:
+    """Run one harness command in-process; print its time and whether TensorFlow got imported."""
+    start = time.perf_counter()
+    from click.testing import CliRunner
+
+    from harness.cli import cli as harness_cli
+
+    CliRunner().invoke(harness_cli, list(cli))
+    print(time.perf_counter() - start, "tensorflow" in sys.modules)
+
+
+#: Functions the script runs in a fresh child process: ``throughput.py _child NAME ARGS``.
+CHILDREN: dict[str, Callable[..., None]] = {
+    "store_write": lambda n, dim, root: store_write(int(n), int(dim), root),
+    "store_train": lambda n, dim, root: store_train(int(n), int(dim), root),
+    "startup_probe": startup_probe,
+}
+
+
+def in_child(name: str, *args: str) -> str:
+    """Run ``CHILDREN[name](*args)`` in a fresh Python process; its standard output."""
+    done = subprocess.run(
+        [sys.executable, __file__, "_child", name, *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
 
 
 def store_benchmark(n: int, dim: int) -> str:
     """Train on a synthetic store of ``n`` cached vectors in a fresh process; report its memory."""
     with tempfile.TemporaryDirectory() as root:
-        subprocess.run([sys.executable, "-c", STORE_WRITE, str(n), str(dim), root], check=True)
-        done = subprocess.run(
-            [sys.executable, "-c", STORE_TRAIN, str(n), str(dim), root],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    data_mb, anon_mb, file_mb, peak_mb, seconds = (float(x) for x in done.stdout.split())
+        in_child("store_write", str(n), str(dim), root)
+        out = in_child("store_train", str(n), str(dim), root)
+    data_mb, anon_mb, file_mb, peak_mb, seconds = (float(x) for x in out.split())
     return (
         f"synthetic store: {n:,} cached vectors x {dim} = {data_mb:,.0f} MiB; opening it and training "
         f"1000 steps of 100 took {seconds:.1f} s; the process then held {anon_mb:,.0f} MiB of its own "
@@ -256,9 +281,9 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from harness.images import scan_images
-    from harness.pipeline import default_extract_batch_size
-    from harness.train import TrainConfig, cached_sampler, train_head
+    from harness.pipeline.extract import default_extract_batch_size
+    from harness.pipeline.images import scan_images
+    from harness.pipeline.train import TrainConfig, cached_sampler, train_head
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     args.batch_size = args.batch_size or default_extract_batch_size("gpu" if on_gpu else "cpu")
@@ -287,15 +312,9 @@ def main() -> int:
     cold_1500 = 1500 / ref["harness img/s"]
 
     def startup(*cli: str) -> tuple[float, bool]:
-        code = (
-            "import sys, time; t = time.perf_counter(); from click.testing import CliRunner; "
-            "from harness.cli import cli; CliRunner().invoke(cli, sys.argv[1:]); "
-            "print(time.perf_counter() - t, 'tensorflow' in sys.modules)"
-        )
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code, *cli], capture_output=True, text=True, check=True)
-        total = time.perf_counter() - start
-        return total, out.stdout.split()[-1] == "True"
+        out = in_child("startup_probe", *cli)
+        return time.perf_counter() - start, out.split()[-1] == "True"
 
     help_s, help_tf = startup("--help")
     list_s, list_tf = startup("backbones")
@@ -326,4 +345,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "_child":
+        CHILDREN[sys.argv[2]](*sys.argv[3:])
+        sys.exit(0)
     sys.exit(main())
