@@ -18,7 +18,9 @@ def specs() -> list[BackboneSpec]:
             input_size=299,
             feature_size=2048,
             preprocessing="tf",
-            weights=KerasWeights(_FILE, _BASE + _FILE),
+            # Keras' MD5 of its own file; ../shared holds Google's 2015 network instead, which
+            # loads by path with a notice (see backbones.keras_apps).
+            weights=KerasWeights(_FILE, _BASE + _FILE, md5="bcbd6486424b2319ff4ef7d526e38f63"),
             params=21_802_784,
             options=(("constructor", "InceptionV3"),),
             description="Inception v3 (retrain.py default), 299 px",

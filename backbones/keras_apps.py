@@ -8,6 +8,7 @@ offline, deletes the cached file. A user's file is loaded by path and left in pl
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,21 @@ class KerasWeights:
         out.append((keras_home() / "models" / self.file, "keras-cache"))
         return out
 
+    def _differs(self, path: Path) -> str | None:
+        """A notice when ``path`` is not the file Keras publishes (it is still used, by path)."""
+        if self.md5 is None:
+            return None
+        digest = hashlib.md5()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() == self.md5:
+            return None
+        return (
+            f"{path} differs from the file Keras publishes (MD5 {digest.hexdigest()}, expected "
+            f"{self.md5}); loading it by path and leaving it in place"
+        )
+
     def locate(self, weights_dir: str | os.PathLike[str] | None = None) -> Path | None:
         """The file in ``weights_dir`` (``--weights-dir``) or the Keras cache, or None."""
         return next((p for p, _ in self.candidates(weights_dir) if p.is_file()), None)
@@ -52,7 +68,7 @@ class KerasWeights:
         """
         for path, source in self.candidates(weights_dir):
             if path.is_file():
-                return ResolvedWeights(path, source or str(path))
+                return ResolvedWeights(path, source or str(path), self._differs(path))
         target = keras_home() / "models" / self.file
         if self.url:
             try:

@@ -32,10 +32,33 @@ _V3_PARAMS = {
     ("large", 1.0, True): 1_437_608,
 }
 _V3_FEATURES = {"small": 576, "large": 960}
+# Keras' MD5 of each no-top MobileNetV3 file (keras.applications.mobilenet_v3.WEIGHTS_HASHES).
+_V3_MD5 = {
+    "large_224_0.75_float": "40af19a13ebea4e2ee0c676887f69a2e",
+    "large_224_1.0_float": "07fb09a5933dd0c8eaafa16978110389",
+    "large_minimalistic_224_1.0_float": "ec5221f64a2f6d1ef965a614bdae7973",
+    "small_224_0.75_float": "ebdb5cc8e0b497cd13a7c275d475c819",
+    "small_224_1.0_float": "d3e8ec802a04aa4fc771ee12a9a9b836",
+    "small_minimalistic_224_1.0_float": "cde8136e733e811080d9fcd8a252f7e4",
+}
 
 
 def _alpha_tag(alpha: float) -> str:
     return f"{round(alpha * 100):03d}"
+
+
+def retrain_py_names(alpha: float, size: int) -> tuple[str, ...]:
+    """retrain.py's ``--architecture`` names for MobileNet v1 (``mobilenet_0.50_160`` ...).
+
+    retrain.py took the width as written in the checkpoint names (1.0, 0.75, 0.50,
+    0.25); ``0.5`` is accepted too. ``mobilenet`` alone is its default MobileNet, 1.0 at 224.
+    """
+    widths = {1.0: ("1.0",), 0.75: ("0.75",), 0.5: ("0.50", "0.5"), 0.25: ("0.25",)}[alpha]
+    names = [f"mobilenet_{w}_{size}" for w in widths]
+    # `_quantized` meant an 8-bit exported graph: harness retrains the float network and
+    # adds an int8 TFLite export for these names (harness.cli.options.QUANTIZED_SUFFIX).
+    names += [n + "_quantized" for n in names]
+    return (("mobilenet",) if (alpha, size) == (1.0, 224) else ()) + tuple(names)
 
 
 def mobilenet_v1_specs() -> list[BackboneSpec]:
@@ -56,6 +79,7 @@ def mobilenet_v1_specs() -> list[BackboneSpec]:
                     params=_V1_PARAMS[alpha],
                     options=(("constructor", "MobileNet"), ("alpha", alpha)),
                     description=f"MobileNet v1, alpha {alpha}, {size} px",
+                    aliases=retrain_py_names(alpha, size),
                 )
             )
     return out
@@ -101,7 +125,7 @@ def mobilenet_v3_specs() -> list[BackboneSpec]:
                 feature_size=int(_V3_FEATURES[kind] * alpha),
                 # Keras' MobileNetV3 rescales its input itself.
                 preprocessing="none",
-                weights=KerasWeights(file, _V3_BASE + file),
+                weights=KerasWeights(file, _V3_BASE + file, md5=_V3_MD5[model_name]),
                 params=_V3_PARAMS[(kind, alpha, minimal)],
                 options=(
                     ("constructor", f"MobileNetV3{kind.capitalize()}"),

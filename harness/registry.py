@@ -19,140 +19,38 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from harness.errors import HarnessError
+from harness.spec import (
+    FACTORY_NAME,
+    PREPROCESSING,
+    WEIGHTS_CHOICES,
+    BackboneSpec,
+    FeatureModel,
+    ResolvedWeights,
+    WeightsSource,
+)
+
+__all__ = [
+    "PREPROCESSING",
+    "WEIGHTS_CHOICES",
+    "BackboneSpec",
+    "FeatureModel",
+    "Registry",
+    "ResolvedWeights",
+    "WeightsSource",
+    "get_backbone",
+    "list_backbones",
+    "registry",
+]
 
 ENTRY_POINT_GROUP = "harness.backbones"
 FACTORY_GROUP = "harness.backbone_factories"
-
-#: Preprocessing modes, applied to float RGB pixels in [0, 255].
-PREPROCESSING = ("tf", "torch", "caffe", "unit", "none")
-
-WEIGHTS_CHOICES = ("imagenet", "random")
-
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
-_FACTORY_NAME = re.compile(r"([a-z][a-z0-9_]*):(.*)", re.DOTALL)
-
-
-@runtime_checkable
-class FeatureModel(Protocol):
-    """What a builder returns: a ``keras.Model`` or a ``tf.Module`` with this shape.
-
-    ``model(pixels, training=False)`` maps preprocessed float pixels ``[N, S, S, 3]`` to
-    features ``[N, ...]`` (flattened to ``[N, feature_size]`` by harness) inside a
-    ``tf.function``; ``count_params()`` gives its parameter count. Its variables must be
-    tracked (Keras layers or ``tf.Module`` attributes) so that exports carry them.
-    """
-
-    def __call__(self, pixels: Any, training: bool = False) -> Any: ...
-
-    def count_params(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class ResolvedWeights:
-    """A weights file found on disk (or just downloaded) and how it was found."""
-
-    path: Path
-    source: str  # shown in runs: e.g. "keras-cache", or the file's path
-
-
-class WeightsSource(Protocol):
-    """Where a backbone's pretrained weights come from (a plugin supplies this).
-
-    ``file`` names the weights (part of the cache identity). ``locate`` looks on disk
-    only; ``resolve`` may download and raises :class:`harness.errors.WeightsMissingError`
-    with one line a user can act on when the file cannot be had. Neither may delete or
-    modify a file it finds.
-    """
-
-    file: str
-    url: str | None
-
-    def locate(self, weights_dir: str | os.PathLike[str] | None = None) -> Path | None: ...
-
-    def resolve(self, weights_dir: str | os.PathLike[str] | None = None) -> ResolvedWeights: ...
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Everything harness needs to know about one backbone.
-
-    Attributes:
-        name: Registry name, e.g. ``mobilenet_v1_100``.
-        family: Family name, for grouping in reports.
-        builder: ``builder(spec, weights)`` returns a :class:`FeatureModel`. ``weights``
-            is ``"random"``, the path of the file :attr:`weights` resolved to, or
-            ``"imagenet"`` for a backbone without a :attr:`weights` source (it loads its
-            own, as TF Hub modules do).
-        input_size: Square input side in pixels.
-        feature_size: Length of the bottleneck vector (0 if only known once built).
-        preprocessing: One of :data:`PREPROCESSING`; how pixels in [0, 255] are scaled.
-        weights: Where the pretrained weights come from (None when the builder loads
-            its own); checked before any image is read.
-        params: Declared parameter count of the feature extractor, shown without
-            building it (a test checks it against the built model).
-        options: Builder arguments (alpha, variant, ...), part of the cache identity.
-        description: One line for ``harness backbones``.
-    """
-
-    name: str
-    family: str
-    builder: Callable[[BackboneSpec, str], Any]
-    input_size: int
-    feature_size: int
-    preprocessing: str = "tf"
-    weights: WeightsSource | None = None
-    params: int | None = None
-    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.preprocessing not in PREPROCESSING:
-            raise ValueError(f"{self.name}: unknown preprocessing {self.preprocessing!r}")
-        if not _FACTORY_NAME.fullmatch(self.name) and not _SAFE_NAME.fullmatch(self.name):
-            # Names become folder names (models, cache): nothing that could leave them.
-            raise ValueError(f"backbone name {self.name!r} must match {_SAFE_NAME.pattern}")
-
-    def option(self, key: str, default: Any = None) -> Any:
-        return dict(self.options).get(key, default)
-
-    def cache_identity(self, weights: str) -> str:
-        """A short hash of everything that changes this backbone's features."""
-        ident = {
-            "name": self.name,
-            "family": self.family,
-            "input_size": self.input_size,
-            "preprocessing": self.preprocessing,
-            "options": [list(o) for o in self.options],
-            "weights": weights,
-            "weights_file": self.weights.file if self.weights is not None else None,
-        }
-        blob = json.dumps(ident, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def safe_name(self) -> str:
-        """A file-system safe name (factory handles such as ``hub:/a/b`` contain slashes)."""
-        if _SAFE_NAME.fullmatch(self.name):
-            return self.name
-        prefix = self.name.split(":", 1)[0]
-        digest = hashlib.sha1(self.name.encode()).hexdigest()[:10]
-        return f"{prefix}_{digest}"
-
-    def weights_on_disk(self, weights_dir: str | os.PathLike[str] | None = None) -> bool | None:
-        """Whether the pretrained weights are on disk; None for backbones loading their own."""
-        if self.weights is None:
-            return None
-        return self.weights.locate(weights_dir) is not None
 
 
 def weights_available(spec: BackboneSpec, weights_dir: str | os.PathLike[str] | None = None) -> bool | None:
@@ -175,6 +73,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._specs: dict[str, BackboneSpec] = {}
+        self._aliases: dict[str, str] = {}  # alias -> name
         self._origins: dict[str, str] = {}
         self._factories: dict[str, Callable[[str, int | None], BackboneSpec]] = {}
         self._loaded = False
@@ -186,12 +85,17 @@ class Registry:
         Raises:
             HarnessError: if the name is taken and ``replace`` is False.
         """
-        if spec.name in self._specs and not replace:
-            raise HarnessError(
-                f"backbone {spec.name!r} is registered twice: by {self._origins[spec.name]} and by "
-                f"{origin}; uninstall one of them"
-            )
+        for name in (spec.name, *spec.aliases):
+            taken = self._specs.get(name) or self._specs.get(self._aliases.get(name, ""))
+            if taken is not None and not (replace and taken.name == spec.name):
+                raise HarnessError(
+                    f"backbone {name!r} is registered twice: by {self._origins[taken.name]} and by "
+                    f"{origin}; uninstall one of them"
+                )
+        if spec.name in self._specs:
+            self.unregister(spec.name)
         self._specs[spec.name] = spec
+        self._aliases.update({alias: spec.name for alias in spec.aliases})
         self._origins[spec.name] = origin
 
     def register_factory(self, prefix: str, factory: Callable[[str, int | None], BackboneSpec]) -> None:
@@ -199,8 +103,23 @@ class Registry:
         self._factories[prefix] = factory
 
     def unregister(self, name: str) -> None:
-        self._specs.pop(name, None)
+        spec = self._specs.pop(name, None)
+        for alias in spec.aliases if spec else ():
+            self._aliases.pop(alias, None)
         self._origins.pop(name, None)
+
+    def canonical(self, name: str) -> str:
+        """The registered name behind ``name`` (itself, or the spec it is an alias of)."""
+        self._ensure_loaded()
+        return self._aliases.get(name, name)
+
+    def suggestions(self, name: str, n: int = 3) -> list[str]:
+        """Names and aliases a mistyped ``name`` may have meant: prefixes first, then close ones."""
+        known = [*self._aliases, *self._specs]  # registration order: plugins list the usual size first
+        prefix = [k for k in known if k.startswith(name)]
+        prefix.sort(key=lambda k: (k not in self._aliases, len(k) - len(name)))
+        close = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+        return list(dict.fromkeys([*prefix, *close]))[:n]
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -234,14 +153,14 @@ class Registry:
             HarnessError: for an unknown name, suggesting the closest ones.
         """
         self._ensure_loaded()
-        factory_name = _FACTORY_NAME.fullmatch(name)
+        factory_name = FACTORY_NAME.fullmatch(name)
         if factory_name and factory_name.group(1) in self._factories:
             return self._factories[factory_name.group(1)](factory_name.group(2), input_size)
-        if name not in self._specs:
-            close = difflib.get_close_matches(name, self._specs, n=3, cutoff=0.5)
+        spec = self._specs.get(self._aliases.get(name, name))
+        if spec is None:
+            close = self.suggestions(name)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise HarnessError(f"unknown backbone {name!r}{hint} (`harness backbones` lists them)")
-        spec = self._specs[name]
         if input_size is not None and input_size != spec.input_size:
             raise HarnessError(
                 f"{name} has a fixed input size of {spec.input_size}; --input-size is for hub: backbones"
@@ -255,7 +174,7 @@ class Registry:
             pattern = pattern.strip()
             if not pattern:
                 continue
-            if any(ch in pattern for ch in "*?[") and not _FACTORY_NAME.fullmatch(pattern):
+            if any(ch in pattern for ch in "*?[") and not FACTORY_NAME.fullmatch(pattern):
                 hits = [self._specs[n] for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
                 if not hits:
                     raise HarnessError(f"no backbone matches {pattern!r}")

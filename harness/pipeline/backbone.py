@@ -27,6 +27,7 @@ class Backbone:
     build_seconds: float
     weights_source: str  # "random", "keras-cache", the weights file used, or the spec's family
     features: Any  # tf.function: float pixels [N, S, S, 3] in [0, 255] -> [N, feature_size]
+    weights_note: str | None = None  # e.g. that the weights file is not the published one
 
 
 def features_of(model: FeatureModel, pixels: tf.Tensor, preprocessing: str) -> tf.Tensor:
@@ -44,17 +45,34 @@ def resolve_weights(spec: BackboneSpec, weights: str, weights_dir: str | os.Path
     ``"imagenet"`` for a backbone that loads its own. Cheap when the file is on disk.
 
     Returns:
-        ``(builder_argument, source)``.
+        ``(builder_argument, source, note)``; ``note`` is a line for the user or None.
 
     Raises:
         WeightsMissingError: the pretrained weights cannot be had (one line naming the file).
     """
     if weights == "random":
-        return "random", "random"
+        return "random", "random", None
     if spec.weights is None:
-        return weights, spec.family
+        return weights, spec.family, None
     found = spec.weights.resolve(weights_dir)
-    return str(found.path), found.source
+    return str(found.path), found.source, found.note
+
+
+def check_weights(
+    specs: list[BackboneSpec], weights: str, weights_dir: str | os.PathLike[str] | None
+) -> dict[str, str]:
+    """Resolve every backbone's pretrained weights before any image is read.
+
+    Downloads missing files where the plugin can (online); returns, by backbone name, the
+    one-line error of each whose weights cannot be had, so a run can record it and go on.
+    """
+    errors: dict[str, str] = {}
+    for spec in specs:
+        try:
+            resolve_weights(spec, weights, weights_dir)
+        except HarnessError as exc:
+            errors[spec.name] = str(exc)
+    return errors
 
 
 def check_device(device: str) -> str:
@@ -82,7 +100,7 @@ def load_backbone(
         WeightsMissingError: ImageNet weights are neither on disk nor downloadable.
     """
     start = time.perf_counter()
-    builder_weights, source = resolve_weights(spec, weights, weights_dir)
+    builder_weights, source, note = resolve_weights(spec, weights, weights_dir)
     model = spec.builder(spec, builder_weights)
     if not isinstance(model, FeatureModel):
         raise HarnessError(
@@ -104,4 +122,5 @@ def load_backbone(
         build_seconds=time.perf_counter() - start,
         weights_source=source,
         features=features,
+        weights_note=note,
     )
