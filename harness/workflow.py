@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.deploy.exports import GraphdefExport
 from harness.errors import HarnessError
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
@@ -42,6 +43,8 @@ class PipelineOptions:
     extract_batch_size: int = 16  # see harness.pipeline.extract.default_extract_batch_size
     augmentation: Augmentation = field(default_factory=Augmentation)
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
+    graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
+    summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Retrained:
     export_dir: Path | None
     metadata: dict[str, Any]
     tflite: list[Any] = field(default_factory=list)  # harness.deploy.tflite.TFLiteVariant
+    graphdef: tuple[Path, Path] | None = None  # output_graph.pb, output_labels.txt
 
 
 def _relative(dataset: Dataset, img: ImageFile) -> str:
@@ -77,10 +81,15 @@ def retrain_final_layer(
     log: Log = lambda _: None,
     progress: Progress | None = None,
     versions: dict[str, str] | None = None,
+    log_step: Callable[[dict[str, float]], None] | None = None,
 ) -> Retrained:
     """Retrain a final layer on ``spec``'s bottlenecks, evaluate it and export it.
 
-    Runs on ``options.device``; ``output_dir`` None skips the exports.
+    Runs on ``options.device``; ``output_dir`` None skips the SavedModel and TFLite
+    exports (a frozen graph with explicit paths is still written).
+
+    Args:
+        log_step: Prints one row of the training history (default: harness' own line).
 
     Raises:
         HarnessError: on bad input, missing weights or an unwritable output.
@@ -90,7 +99,21 @@ def retrain_final_layer(
     from harness.pipeline.backbone import check_device
 
     with tf.device(check_device(options.device)):
-        return _retrain(spec, dataset, options, output_dir, log, progress, versions or {})
+        return _retrain(spec, dataset, options, output_dir, log, progress, versions or {}, log_step)
+
+
+def log_step_line(log: Log) -> Callable[[dict[str, float]], None]:
+    """harness' training log: one line per logged step."""
+
+    def log_row(row: dict[str, float]) -> None:
+        val = row.get("validation_accuracy")
+        val_text = f"{val * 100:.1f}%" if val is not None else "n/a"
+        log(
+            f"step {int(row['step']):5d}: train accuracy {row['train_accuracy'] * 100:.1f}%, "
+            f"cross entropy {row['cross_entropy']:.4f}, validation accuracy {val_text}"
+        )
+
+    return log_row
 
 
 def _retrain(
@@ -101,24 +124,25 @@ def _retrain(
     log: Log,
     progress: Progress | None,
     versions: dict[str, str],
+    log_step: Callable[[dict[str, float]], None] | None,
 ) -> Retrained:
     from harness.pipeline.augment import distorted_sampler
     from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.cache import backbone_cache
     from harness.pipeline.evaluate import evaluate
     from harness.pipeline.extract import extract_features
     from harness.pipeline.train import cached_sampler, train_head
 
     backbone = load_backbone(spec, options.weights, options.weights_dir)
+    if backbone.weights_note:
+        log(f"{spec.name}: notice: {backbone.weights_note}")
     log(
         f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
         f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
     )
     cache = None
     if options.cache_dir is not None:
-        cache = BottleneckCache(
-            options.cache_dir, spec.safe_name(), spec.cache_identity(options.weights), backbone.feature_size
-        )
+        cache = backbone_cache(options.cache_dir, spec, options.weights, backbone.feature_size)
     extraction = extract_features(
         backbone,
         dataset.images.images,
@@ -164,25 +188,34 @@ def _retrain(
     else:
         sampler = cached_sampler(x["training"], y["training"])
 
-    def log_row(row: dict[str, float]) -> None:
-        val = row.get("validation_accuracy")
-        val_text = f"{val * 100:.1f}%" if val is not None else "n/a"
-        log(
-            f"step {int(row['step']):5d}: train accuracy {row['train_accuracy'] * 100:.1f}%, "
-            f"cross entropy {row['cross_entropy']:.4f}, validation accuracy {val_text}"
-        )
-
+    show = log_step or log_step_line(log)
+    summaries = None
     if options.weights == "random":
         log(f"{spec.name}: random weights: the accuracies below are meaningless (this is a speed run)")
+    elif options.summaries_dir is not None:
+        from harness.pipeline.summaries import Summaries
+
+        summaries = Summaries(options.summaries_dir)
+        log(f"{spec.name}: TensorBoard summaries in {summaries.folder}")
+
+    def log_row(row: dict[str, float]) -> None:
+        show(row)
+        if summaries is not None:
+            summaries.write(row)
+
     start = time.perf_counter()
-    head, history = train_head(
-        sampler,
-        backbone.feature_size,
-        len(dataset.classes),
-        options.train,
-        validation=(x["validation"], y["validation"]),
-        log=log_row,
-    )
+    try:
+        head, history = train_head(
+            sampler,
+            backbone.feature_size,
+            len(dataset.classes),
+            options.train,
+            validation=(x["validation"], y["validation"]),
+            log=log_row,
+        )
+    finally:
+        if summaries is not None:
+            summaries.close()
     train_seconds = time.perf_counter() - start
     test_imgs = splits["testing"]
     evaluation = evaluate(
@@ -216,7 +249,25 @@ def _retrain(
         export_seconds = time.perf_counter() - start
     tflite: list[Any] = []
     if options.tflite and export_dir is not None:
-        tflite = _export_tflite(backbone, head, dataset, splits, y, evaluation, export_dir, options, log)
+        from harness.deploy.exports import export_tflite_variants
+
+        tflite = export_tflite_variants(
+            backbone,
+            head,
+            dataset.classes,
+            export_dir,
+            options.tflite,
+            train_paths=[img.path for img in splits["training"]],
+            test_paths=[img.path for img in splits["testing"]],
+            test_labels=y["testing"],
+            reference=np.asarray(evaluation.predictions),
+            seed=options.train.seed,
+        )
+    graphdef = None
+    if options.graphdef is not None:
+        from harness.deploy.exports import export_frozen_graph
+
+        graphdef = export_frozen_graph(backbone, head, dataset.classes, options.graphdef, export_dir)
     return Retrained(
         spec=spec,
         backbone=backbone,
@@ -232,53 +283,5 @@ def _retrain(
         export_dir=export_dir,
         metadata=metadata,
         tflite=tflite,
+        graphdef=graphdef,
     )
-
-
-def _export_tflite(
-    backbone: Any,
-    head: Any,
-    dataset: Dataset,
-    splits: dict[str, list[ImageFile]],
-    y: dict[str, np.ndarray],
-    evaluation: Any,
-    export_dir: Path,
-    options: PipelineOptions,
-    log: Log,
-) -> list[Any]:
-    from harness.deploy.tflite import export_tflite, load_pixels
-
-    size = backbone.spec.input_size
-    rng = np.random.default_rng(options.train.seed)
-    train = splits["training"]
-    picks = rng.choice(len(train), size=min(100, len(train)), replace=False)
-    representative = load_pixels([train[i].path for i in sorted(picks)], size)
-    variants = export_tflite(
-        backbone,
-        head,
-        export_dir,
-        options.tflite,
-        representative=representative,
-        test_pixels=load_pixels([img.path for img in splits["testing"]], size),
-        test_labels=y["testing"],
-        classes=dataset.classes,
-        reference=np.asarray(evaluation.predictions),
-    )
-    return variants
-
-
-def check_weights(specs: list[BackboneSpec], options: PipelineOptions) -> dict[str, str]:
-    """Resolve every backbone's pretrained weights before any image is read.
-
-    Downloads missing files where the plugin can (online); returns, by backbone name, the
-    one-line error of each whose weights cannot be had, so a run can record it and go on.
-    """
-    from harness.pipeline.backbone import resolve_weights
-
-    errors: dict[str, str] = {}
-    for spec in specs:
-        try:
-            resolve_weights(spec, options.weights, options.weights_dir)
-        except HarnessError as exc:
-            errors[spec.name] = str(exc)
-    return errors

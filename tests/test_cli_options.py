@@ -18,6 +18,7 @@ DEFAULTS = dict(
     eval_interval=5,
     seed=0,
     exports=(),
+    summaries_dir=None,
     quantize=("none",),
     flip_left_right=False,
     random_crop=0.0,
@@ -35,17 +36,18 @@ def test_extraction_batch_default_follows_the_device():
 
 def test_train_on_gpu_builds_gpu_options(monkeypatch, small_flowers, tmp_path):
     """`harness train --device gpu` asks for the GPU batch default (captured before any work)."""
+    import harness.bench.runner  # imported now, so its own reference stays the real function
     import harness.pipeline.backbone
     import harness.workflow
 
     seen = {}
 
-    def capture(specs, options):
+    def capture(spec, dataset, options, *args, **kwargs):
         seen["options"] = options
         raise HarnessError("stopped by the test")
 
     monkeypatch.setattr(harness.pipeline.backbone, "check_device", lambda device: "/CPU:0")
-    monkeypatch.setattr(harness.workflow, "check_weights", capture)
+    monkeypatch.setattr(harness.workflow, "retrain_final_layer", capture)
     result = CliRunner().invoke(
         cli,
         ["train", "--image-dir", str(small_flowers), "--backbone", "mobilenet_v1_025", "--device", "gpu",

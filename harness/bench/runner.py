@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ def benchmark_backbone(
     from harness.bench.timing import time_bottlenecks
     from harness.pipeline.backbone import check_device
 
+    if options.summaries_dir:  # TensorBoard: one run folder per backbone
+        options = replace(options, summaries_dir=str(Path(options.summaries_dir) / spec.safe_name()))
     result = retrain_final_layer(
         spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
     )

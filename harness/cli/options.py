@@ -13,44 +13,14 @@ from typing import Any
 
 import click
 
+from harness.cli.types import QuantizeList
 from harness.registry import WEIGHTS_CHOICES
-from harness.schema import QUANTIZATIONS, speed_columns
+from harness.schema import speed_columns
 
 DEFAULT_BACKBONE = "inception_v3"
 DEVICES = ("cpu", "gpu")
 AT_LEAST_1 = click.IntRange(min=1)
 PERCENT = click.FloatRange(0, 100)
-
-
-class BackboneList(click.ParamType):
-    """A comma-separated list of backbone names and wildcards (``mobilenet_v1_*``)."""
-
-    name = "backbones"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
-        if isinstance(value, list):
-            return value
-        names = [v.strip() for v in str(value).split(",") if v.strip()]
-        if not names:
-            self.fail("give at least one backbone", param, ctx)
-        return names
-
-
-class QuantizeList(click.ParamType):
-    """Comma-separated TFLite quantizations."""
-
-    name = "quantizations"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, ...]:
-        if isinstance(value, tuple):
-            return value
-        items = tuple(dict.fromkeys(v.strip() for v in str(value).split(",") if v.strip()))
-        bad = [v for v in items if v not in QUANTIZATIONS]
-        if bad or not items:
-            self.fail(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(QUANTIZATIONS)}", param, ctx)
-        return items
 
 
 def option_group(
@@ -138,6 +108,7 @@ def build_pipeline_options(
     extract_batch_size: int | None,
     exports: tuple[str, ...],
     quantize: tuple[str, ...],
+    summaries_dir: Path | None,
     flip_left_right: bool,
     random_crop: float,
     random_scale: float,
@@ -145,6 +116,7 @@ def build_pipeline_options(
 ) -> Any:
     """:class:`harness.workflow.PipelineOptions` from the shared options; defaults that
     depend on others (the extraction batch on the device) are settled here."""
+    from harness.deploy.exports import GraphdefExport
     from harness.pipeline.cache import default_cache_dir
     from harness.pipeline.extract import default_extract_batch_size
     from harness.pipeline.train import Augmentation, TrainConfig
@@ -165,6 +137,8 @@ def build_pipeline_options(
         extract_batch_size=extract_batch_size or default_extract_batch_size(device),
         augmentation=Augmentation(flip_left_right, random_crop, random_scale, random_brightness),
         tflite=quantize if "tflite" in exports else (),
+        graphdef=GraphdefExport() if "graphdef" in exports else None,
+        summaries_dir=str(summaries_dir) if summaries_dir else None,
     )
 
 
@@ -216,9 +190,10 @@ pipeline_options = option_group(
     click.option(
         "--export",
         "exports",
-        type=click.Choice(["tflite"]),
+        type=click.Choice(["tflite", "graphdef"]),
         multiple=True,
-        help="Also write TFLite models (the SavedModel is always written).",
+        help="Also write TFLite models (tflite), or retrain.py's frozen output_graph.pb and "
+        "output_labels.txt for label_image (graphdef); the SavedModel is always written.",
     ),
     click.option(
         "--quantize",
@@ -226,6 +201,11 @@ pipeline_options = option_group(
         default="none",
         show_default=True,
         help="TFLite variants, comma-separated: none, float16, dynamic, int8.",
+    ),
+    click.option(
+        "--summaries-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Write TensorBoard curves (accuracy, cross_entropy) to DIR/<backbone>/{train,validation}.",
     ),
     click.option("--flip-left-right", is_flag=True, help="Randomly mirror training images."),
     click.option(

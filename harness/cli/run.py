@@ -11,13 +11,13 @@ from harness.cli.app import cli, import_tensorflow
 from harness.cli.console import ProgressBars, echo, report_dataset, table
 from harness.cli.options import (
     DEFAULT_BACKBONE,
-    BackboneList,
     data_options,
     input_size_option,
     pipeline_options,
     results_dir_option,
     timing_options,
 )
+from harness.cli.types import QUANTIZED_SUFFIX, BackboneList, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import registry
 from harness.schema import console_columns
@@ -74,11 +74,10 @@ def run_cmd(
     from harness.atomic import ensure_writable
     from harness.bench.envinfo import environment
     from harness.bench.runner import run_backbones
-    from harness.pipeline.backbone import check_device
+    from harness.pipeline.backbone import check_device, check_weights
     from harness.pipeline.dataset import prepare_dataset
     from harness.results.report import render_report
     from harness.results.store import save_run
-    from harness.workflow import check_weights
 
     specs = registry.match(backbone_names, input_size=input_size)
     check_device(options.device)
@@ -88,11 +87,14 @@ def run_cmd(
         report_dir or results_dir.parent,
         Path(options.cache_dir) if options.cache_dir else None,
     )
-    missing = check_weights(specs, options)  # before reading any image
+    missing = check_weights(specs, options.weights, options.weights_dir)  # before reading any image
     if len(missing) == len(specs):
         raise HarnessError("; ".join(missing.values()))
     dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
     report_dataset(dataset)
+    for name in backbone_names:
+        if name.endswith(QUANTIZED_SUFFIX):
+            options = with_quantized_export(options, name, echo)
     echo(f"backbones: {', '.join(s.name for s in specs)} on {options.device}, weights {options.weights}")
     record = run_backbones(
         specs,

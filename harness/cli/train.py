@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from harness.cli.options import (
     pipeline_options,
     weights_dir_option,
 )
+from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import list_backbones, registry
 
@@ -38,11 +40,19 @@ def backbones_cmd(pattern: str, weights_dir: Path | None) -> None:
                 "params": f"{spec.params / 1e6:.2f}M" if spec.params else "?",
                 "imagenet weights": {True: "on disk", False: "not on disk", None: "-"}[available],
                 "description": spec.description,
+                "aliases": _aliases_text(spec.aliases),
             }
         )
-    echo(table(rows, ["name", "input", "features", "params", "imagenet weights", "description"]))
+    columns = ["name", "input", "features", "params", "imagenet weights", "description", "aliases"]
+    echo(table(rows, columns))
     for error in registry.load_errors:
         warn(error)
+
+
+def _aliases_text(aliases: tuple[str, ...]) -> str:
+    plain = [a for a in aliases if not a.endswith(QUANTIZED_SUFFIX)]
+    quantized = len(plain) < len(aliases)
+    return ", ".join(plain) + (f" (also {QUANTIZED_SUFFIX})" if quantized else "")
 
 
 @cli.command("train")
@@ -74,18 +84,24 @@ def train_cmd(
     from harness.bench.envinfo import versions
     from harness.bench.measure import tflite_latency
     from harness.bench.runner import TimingOptions
-    from harness.pipeline.backbone import check_device
+    from harness.pipeline.backbone import check_device, check_weights
     from harness.pipeline.dataset import prepare_dataset
-    from harness.workflow import check_weights, retrain_final_layer
+    from harness.workflow import retrain_final_layer
 
     spec = registry.get(backbone, input_size=input_size)
     check_device(options.device)
     ensure_writable(output_dir.parent, Path(options.cache_dir) if options.cache_dir else None)
-    missing = check_weights([spec], options)  # before reading any image
+    missing = check_weights([spec], options.weights, options.weights_dir)  # before reading any image
     if missing:
         raise HarnessError(missing[spec.name])
     dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
     report_dataset(dataset)
+    if backbone.endswith(QUANTIZED_SUFFIX):
+        options = with_quantized_export(options, backbone, echo)
+    if options.summaries_dir:  # one run folder per backbone, as `harness run` writes them
+        options = dataclasses.replace(
+            options, summaries_dir=str(Path(options.summaries_dir) / spec.safe_name())
+        )
     bars = ProgressBars(spec.name)
     try:
         result = retrain_final_layer(
@@ -131,6 +147,8 @@ def print_training_result(result: Any, *, print_misclassified: bool) -> None:
             echo(f"  {m['image']}: {m['true']} -> {m['predicted']} ({m['confidence']:.3f})")
     if result.export_dir is not None:
         echo(f"exported model to {result.export_dir}")
+    if result.graphdef is not None:
+        echo(f"frozen graph for label_image: {result.graphdef[0]} (labels {result.graphdef[1]})")
 
 
 @cli.command("label")

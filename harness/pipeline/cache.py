@@ -24,6 +24,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -256,3 +257,13 @@ def _checksum_ok(path: Path) -> bool:
     except OSError:
         return False
     return digest.hexdigest()[:16] == _checksum_in_name(path)
+
+
+def backbone_cache(
+    cache_dir: str | os.PathLike[str], spec: Any, weights: str, feature_size: int
+) -> BottleneckCache:
+    """The cache of ``spec`` with ``weights``, keyed also by how pixels are made (``tfops.PIXELS``)."""
+    from harness.pipeline.tfops import PIXELS
+
+    identity = spec.cache_identity(weights, pixels=PIXELS)
+    return BottleneckCache(cache_dir, spec.safe_name(), identity, feature_size)

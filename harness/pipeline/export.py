@@ -83,6 +83,9 @@ def export_model(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the model from other users
     except OSError as exc:
         raise HarnessError(f"output directory {out} is not writable: {exc.strerror or exc}") from exc
     try:

@@ -24,9 +24,22 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32)
 
 
-def resize(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Bilinear resize to a square, as retrain.py and Keras' loaders do."""
-    return tf.image.resize(image, (size, size), method="bilinear")
+#: How pixels are made from a file; part of every bottleneck cache key, so a change to
+#: decoding or resizing can never mix old and new features.
+PIXELS = "decode_image/resize_bilinear_tf1"
+
+
+def resize(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
+    """Bilinear resize to a square exactly as retrain.py and ``label_image`` do.
+
+    That is TF1's ``ResizeBilinear`` without half-pixel centres (TF2's ``tf.image.resize``
+    samples half a pixel apart). Training, the SavedModel and the TFLite inputs all use
+    it, so ``label_image`` on the frozen graph sees the very pixels the layer learned from.
+    """
+    batched = image if image.shape.rank == 4 else image[tf.newaxis]
+    sizes = tf.stack([size, size]) if isinstance(size, tf.Tensor) else tf.constant([size, size])
+    out = tf.raw_ops.ResizeBilinear(images=batched, size=sizes, align_corners=False, half_pixel_centers=False)
+    return out if image.shape.rank == 4 else out[0]
 
 
 def preprocess(images: tf.Tensor, mode: str) -> tf.Tensor:
@@ -64,7 +77,7 @@ def distort(
     margin = 1.0 + random_crop / 100.0
     scale = tf.random.stateless_uniform([], seeds[0], 1.0, 1.0 + random_scale / 100.0)
     precrop = tf.cast(tf.math.ceil(size * margin * scale), tf.int32)
-    image = tf.image.resize(image, tf.stack([precrop, precrop]), method="bilinear")
+    image = resize(image, precrop)
     image = tf.image.stateless_random_crop(image, [size, size, 3], seeds[1])
     if flip_left_right:
         image = tf.image.stateless_random_flip_left_right(image, seeds[2])

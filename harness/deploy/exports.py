@@ -1,0 +1,70 @@
+"""The deployable files beside the SavedModel: TFLite variants and retrain.py's frozen graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_IMAGES = 100  # training images for int8 calibration and bias correction
+
+
+@dataclass(frozen=True)
+class GraphdefExport:
+    """Where retrain.py's frozen graph and labels go (None: into the export folder)."""
+
+    graph: str | None = None
+    labels: str | None = None
+    final_tensor_name: str = "final_result"
+
+
+def export_tflite_variants(
+    backbone: Any,
+    head: Any,
+    classes: list[str],
+    export_dir: Path,
+    quantizations: tuple[str, ...],
+    *,
+    train_paths: list[Path],
+    test_paths: list[Path],
+    test_labels: np.ndarray,
+    reference: np.ndarray,
+    seed: int,
+) -> list[Any]:
+    """Each TFLite variant, calibrated on training images and evaluated on the test images.
+
+    Returns:
+        :class:`harness.deploy.tflite.TFLiteVariant` per quantization.
+    """
+    from harness.deploy.tflite import export_tflite, load_pixels
+
+    size = backbone.spec.input_size
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(train_paths), size=min(CALIBRATION_IMAGES, len(train_paths)), replace=False)
+    return export_tflite(
+        backbone,
+        head,
+        export_dir,
+        quantizations,
+        representative=load_pixels([train_paths[i] for i in sorted(picks)], size),
+        test_pixels=load_pixels(test_paths, size),
+        test_labels=test_labels,
+        classes=classes,
+        reference=reference,
+    )
+
+
+def export_frozen_graph(
+    backbone: Any, head: Any, classes: list[str], target: GraphdefExport, export_dir: Path | None
+) -> tuple[Path, Path]:
+    """retrain.py's ``output_graph.pb`` and ``output_labels.txt`` (see :mod:`harness.deploy.graphdef`)."""
+    from harness.deploy.graphdef import GRAPH_FILE, LABELS_FILE, export_graphdef
+    from harness.errors import HarnessError
+
+    if (target.graph is None or target.labels is None) and export_dir is None:
+        raise HarnessError("the frozen graph needs an output folder or explicit paths")
+    graph = target.graph or Path(export_dir or ".") / GRAPH_FILE
+    labels = target.labels or Path(export_dir or ".") / LABELS_FILE
+    return export_graphdef(backbone, head, classes, graph, labels, final_tensor_name=target.final_tensor_name)
