@@ -1,5 +1,7 @@
 """Errors a user can act on. The CLI prints them as one line, without a traceback."""
 
+import re
+
 
 class HarnessError(Exception):
     """A problem with the user's input or environment, explained in one line."""
@@ -21,3 +23,26 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, HarnessError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+#: TensorFlow's decoder messages, as a user would say them.
+_DECODER_MESSAGES = (
+    ("Invalid JPEG data", "corrupt or truncated JPEG data"),
+    ("Uncompress failed", "corrupt or truncated JPEG data"),
+    ("Input is empty", "empty file"),
+    ("Unknown image file format", "not a JPEG, PNG, GIF or BMP image"),
+    ("PNG", "corrupt PNG data"),
+    ("GIF", "corrupt GIF data"),
+    ("BMP", "corrupt BMP data"),
+)
+
+
+def plain_reason(exc: BaseException) -> str:
+    """One plain line for a file TensorFlow could not decode: no op names, no node paths."""
+    text = first_line(exc)
+    for marker, plain in _DECODER_MESSAGES:
+        if marker in text:
+            return plain
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
+    return text.strip() or type(exc).__name__

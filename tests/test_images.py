@@ -1,5 +1,6 @@
 import hashlib
 import io
+import os
 import shutil
 
 import pytest
@@ -73,3 +74,42 @@ def test_fewer_than_two_classes_is_an_error(tmp_path):
         scan_images(tmp_path)
     with pytest.raises(HarnessError, match="not found"):
         scan_images(tmp_path / "missing")
+
+
+def test_files_that_are_not_files_get_a_plain_reason(tmp_path, flowers):
+    import socket
+
+    from harness.pipeline.images import scan_images
+
+    root = tmp_path / "photos"
+    for label in ("daisy", "roses"):
+        (root / label).mkdir(parents=True)
+        for photo in sorted((flowers / label).iterdir())[:2]:
+            (root / label / photo.name).write_bytes(photo.read_bytes())
+    os.mkfifo(root / "daisy" / "pipe.jpg")
+    (root / "daisy" / "device.jpg").symlink_to("/dev/null")
+    (root / "daisy" / "gone.jpg").symlink_to(root / "nowhere.jpg")
+    (root / "daisy" / "self.jpg").symlink_to(root / "daisy" / "self.jpg")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "roses" / "sock.jpg"))
+    try:
+        reasons = dict(scan_images(root).skipped)
+    finally:
+        server.close()
+    assert reasons["daisy/pipe.jpg"] == "named pipe (FIFO), not a file"
+    assert reasons["daisy/device.jpg"] == "character device, not a file"
+    assert reasons["daisy/gone.jpg"].startswith("broken link (to ")
+    assert reasons["daisy/self.jpg"] == "symbolic link loop"
+    assert reasons["roses/sock.jpg"] == "socket, not a file"
+
+
+def test_decoder_failures_read_as_plain_lines():
+    from harness.errors import plain_reason
+
+    tf_text = (
+        "{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+        "jpeg::Uncompress failed. Invalid JPEG data or crop window. [Op:DecodeImage] name: "
+    )
+    assert plain_reason(RuntimeError(tf_text)) == "corrupt or truncated JPEG data"
+    other = plain_reason(RuntimeError("{{function_node __wrapped__X}} odd failure [Op:Foo] name: x\ntrace"))
+    assert other == "odd failure"

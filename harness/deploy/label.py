@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError, first_line
+from harness.errors import HarnessError, plain_reason
 from harness.pipeline.export import LABELS_FILE, METADATA_FILE
 from harness.pipeline.images import sniff_format
 
@@ -112,5 +112,5 @@ def classify_files(
                 try:
                     rows([file], classifier.predict([blob]))
                 except Exception as exc:
-                    skipped.append((str(file), "cannot decode: " + (first_line(exc) or "error")))
+                    skipped.append((str(file), "cannot decode: " + plain_reason(exc)))
     return results, skipped

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from harness.errors import first_line
+from harness.errors import plain_reason
 from harness.pipeline import tfops
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.cache import BottleneckCache
@@ -58,7 +58,7 @@ def _decode_error(path: str) -> str:
     try:
         tfops.decode_image(tf.io.read_file(path))
     except Exception as exc:  # only to word the reason; the pipeline already dropped it
-        return "cannot decode: " + (first_line(exc) or type(exc).__name__)
+        return "cannot decode: " + plain_reason(exc)
     return "cannot decode"
 
 

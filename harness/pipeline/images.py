@@ -6,9 +6,11 @@ BMP. Anything else is skipped with a reason, never silently dropped.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,30 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def not_a_file_reason(path: Path) -> str:
+    """Why ``path`` (not a regular file, nor a folder) cannot be an image, in plain words."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISLNK(mode):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symbolic link loop"
+            return f"broken link (to {os.readlink(path)})"
+        mode = os.stat(path).st_mode
+    kinds = [
+        (stat.S_ISFIFO, "named pipe (FIFO), not a file"),
+        (stat.S_ISSOCK, "socket, not a file"),
+        (stat.S_ISCHR, "character device, not a file"),
+        (stat.S_ISBLK, "block device, not a file"),
+        (stat.S_ISDIR, "folder"),
+    ]
+    return next((text for test, text in kinds if test(mode)), "not a regular file")
+
+
 def _read_image_file(path: Path) -> tuple[str | None, str | None, str]:
     """Returns (format, sha1, reason-if-unusable)."""
     try:
@@ -104,7 +130,7 @@ def scan_images(image_dir: str | os.PathLike[str]) -> ImageSet:
         elif entry.is_file():
             skipped.append((entry.name, "not inside a class folder"))
         else:
-            skipped.append((entry.name, "not a regular file or folder (broken link?)"))
+            skipped.append((entry.name, not_a_file_reason(entry)))
     classes: list[str] = []
     for class_dir in class_dirs:
         label = class_dir.name
@@ -126,7 +152,7 @@ def scan_images(image_dir: str | os.PathLike[str]) -> ImageSet:
                     skipped.append((rel, "hidden file"))
                     continue
                 if not path.is_file():
-                    skipped.append((rel, "not a regular file (broken link?)"))
+                    skipped.append((rel, not_a_file_reason(path)))
                     continue
                 fmt, digest, reason = _read_image_file(path)
                 if fmt is None or digest is None:
