@@ -12,12 +12,12 @@ MODELS="$(mktemp -d)"
 trap 'rm -rf "$CACHE" "$MODELS"' EXIT
 HARNESS="${HARNESS:-.venv/bin/harness}"
 common=(--image-dir "$PHOTOS" --weights-dir "$WEIGHTS" --cache-dir "$CACHE" --models-dir "$MODELS"
-        --results-dir "$OUT/runs" --report-dir "$MODELS/reports")
+        --results-dir "$OUT" --report-dir "$MODELS/reports")
 mkdir -p "$OUT/runs"
 rm -f "$OUT"/runs/*.json
 "$HARNESS" run "${common[@]}" --backbones inception_v3,mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035
 "$HARNESS" run "${common[@]}" --backbones mobilenet_v3_small --weights random
 "$HARNESS" run "${common[@]}" --backbones mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035 \
     --export tflite --quantize none,float16,dynamic,int8
-"$HARNESS" report --results-dir "$OUT/runs" --output-dir "$OUT" --min-accuracy 0.87 \
+"$HARNESS" report --results-dir "$OUT" --output-dir "$OUT" --min-accuracy 0.87 \
     --title "harness example: flower photos on a 2-core CPU"

@@ -113,3 +113,25 @@ def test_decoder_failures_read_as_plain_lines():
     assert plain_reason(RuntimeError(tf_text)) == "corrupt or truncated JPEG data"
     other = plain_reason(RuntimeError("{{function_node __wrapped__X}} odd failure [Op:Foo] name: x\ntrace"))
     assert other == "odd failure"
+
+
+def test_class_names_that_cannot_be_labels_are_skipped_with_a_reason(tmp_path, flowers):
+    from harness.pipeline.images import scan_images
+
+    root = tmp_path / "photos"
+    names = ["daisy", "tulips\nred", "caf\u00e9", "cafe\u0301", "roses"]  # the last two: NFC and NFD
+    for name, label in zip(names, ["daisy", "tulips", "tulips", "tulips", "roses"]):
+        (root / name).mkdir(parents=True)
+        for photo in sorted((flowers / label).iterdir())[:2]:
+            (root / name / photo.name).write_bytes(photo.read_bytes())
+    scanned = scan_images(root)
+    reasons = dict(scanned.skipped)
+    assert scanned.classes == ["caf\u00e9", "daisy", "roses"] or scanned.classes == [
+        "cafe\u0301",
+        "daisy",
+        "roses",
+    ]
+    assert "control character ('\\n')" in reasons["tulips\nred"]
+    (other,) = {"caf\u00e9", "cafe\u0301"} - set(scanned.classes)
+    assert "another Unicode normalisation" in reasons[other]
+    assert all("\n" not in label for label in scanned.classes)

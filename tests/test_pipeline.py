@@ -211,3 +211,11 @@ def test_errors_are_one_line(args, message):
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [lines[0]] and message in lines[0] and "Traceback" not in result.output
+
+
+def test_label_refuses_a_labels_file_that_does_not_match_the_model(train_tiny, small_flowers, tmp_path):
+    out = tmp_path / "m"
+    assert train_tiny(small_flowers, out, "--steps", "10").exit_code == 0
+    (out / "labels.txt").write_text("daisy\nroses\nsun\nflowers\n")  # 4 lines, 3 outputs
+    result = CliRunner().invoke(cli, ["label", "--model", str(out), str(next(small_flowers.glob("*/*")))])
+    assert result.exit_code == 1 and "has 4 lines but the model has 3 outputs" in result.output

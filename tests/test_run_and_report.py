@@ -43,7 +43,7 @@ def _run(photos, tmp_path, backbones, *extra):
             "--cache-dir",
             str(tmp_path / "cache"),
             "--results-dir",
-            str(tmp_path / "reports" / "runs"),
+            str(tmp_path / "reports"),
             "--models-dir",
             str(tmp_path / "models"),
             "--steps",
@@ -103,21 +103,19 @@ def test_run_records_rows_and_a_failing_backbone_does_not_stop_it(
     assert sorted(tiny_rows["bottleneck_phase"]) == ["cold", "warm"]
     out = tmp_path / "combined"
     combined = CliRunner().invoke(
-        cli, ["report", "--results-dir", str(tmp_path / "reports" / "runs"), "--output-dir", str(out)]
+        cli, ["report", "--results-dir", str(tmp_path / "reports"), "--output-dir", str(out)]
     )
     assert combined.exit_code == 0, combined.output
     html = (out / "report.html").read_text()
     assert "Cold versus warm cache" in html and "cold phase s" in html and "warm phase s" in html
 
     rec = CliRunner().invoke(
-        cli, ["recommend", "--results-dir", str(tmp_path / "reports" / "runs"), "--min-accuracy", "0"]
+        cli, ["recommend", "--results-dir", str(tmp_path / "reports"), "--min-accuracy", "0"]
     )
     assert rec.exit_code == 0, rec.output
     assert rec.output.startswith("tiny_test:")
     ids = [r["run_id"] for r in runs]
-    cmp = CliRunner().invoke(
-        cli, ["compare", ids[0], ids[1], "--results-dir", str(tmp_path / "reports" / "runs")]
-    )
+    cmp = CliRunner().invoke(cli, ["compare", ids[0], ids[1], "--results-dir", str(tmp_path / "reports")])
     assert cmp.exit_code == 0, cmp.output
     assert "throughput_speedup" in cmp.output and "tiny_test" in cmp.output
 
@@ -223,3 +221,23 @@ def test_a_column_declared_once_reaches_every_output(tiny_backbone, small_flower
     assert cells[headings.index("fake score")] == "21"
     html = (report / "report.html").read_text()
     assert "<th>fake score</th>" in html and "<td>21</td>" in html
+
+
+def test_everything_a_run_writes_stays_in_the_folders_named(tiny_backbone, small_flowers, tmp_path):
+    results = tmp_path / "mine" / "results"
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--image-dir", str(small_flowers), "--backbones", "tiny_test", "--results-dir", str(results),
+         "--cache-dir", str(tmp_path / "cache"), "--models-dir", str(tmp_path / "models"), "--steps", "10",
+         "--timing-images", "12", "--timing-repeats", "1", "--latency-runs", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [run] = (results / "runs").glob("*.json")
+    assert sorted(p.name for p in (results / run.stem).iterdir()) == [
+        "report.csv",
+        "report.html",
+        "report.md",
+    ]
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["results"]  # nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "mine", "models"]
+    assert f"run saved to {run}" in result.output

@@ -134,7 +134,7 @@ def test_run_rows_report_and_recommend_use_tflite_columns(tiny_backbone, small_f
     everything_mb = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()) / 1e6
     assert row["model_size_mb"] == pytest.approx(everything_mb - tflite_mb)  # the SavedModel alone
     assert row["tflite_none_size_mb"] == pytest.approx((model_dir / "model.tflite").stat().st_size / 1e6)
-    html = (tmp_path / record["run_id"] / "report.html").read_text()
+    html = (runs_dir / record["run_id"] / "report.html").read_text()  # inside the folder named
     assert "tflite none MB" in html and "tflite int8 ms p50" in html and "tflite int8 same top-1" in html
     (variant,) = [v for v in record["details"]["tiny_test"]["tflite"] if v["quantize"] == "int8"]
     assert variant["bias_corrected_layers"] == 2

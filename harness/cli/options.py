@@ -266,7 +266,8 @@ def results_dir_option(func: Any) -> Any:
     return click.option(
         "--results-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("reports/runs"),
+        default=Path("reports"),
         show_default=True,
-        help="Where run JSON files are stored.",
+        help="Results folder: runs are stored as DIR/runs/<run id>.json and each run's report "
+        "in DIR/<run id>/report.{html,md,csv}. A folder of run files is read as well.",
     )(func)

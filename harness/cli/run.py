@@ -40,7 +40,7 @@ from harness.schema import console_columns
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where this run's report goes [default: RESULTS_DIR/../<run id>].",
+    help="Where this run's report goes [default: RESULTS_DIR/<run id>].",
 )
 @click.option(
     "--models-dir",
@@ -77,14 +77,14 @@ def run_cmd(
     from harness.pipeline.backbone import check_device, check_weights
     from harness.pipeline.dataset import prepare_dataset
     from harness.results.report import render_report
-    from harness.results.store import save_run
+    from harness.results.store import runs_dir, save_run
 
     specs = registry.match(backbone_names, input_size=input_size)
     check_device(options.device)
     ensure_writable(
-        results_dir,
+        runs_dir(results_dir),
         models_dir,
-        report_dir or results_dir.parent,
+        report_dir or results_dir,
         Path(options.cache_dir) if options.cache_dir else None,
     )
     missing = check_weights(specs, options.weights, options.weights_dir)  # before reading any image
@@ -108,8 +108,8 @@ def run_cmd(
         debug=ctx.meta.get("harness.debug", False),
         failed=missing,
     )
-    path = save_run(record, results_dir)
-    report_dir = report_dir or results_dir.parent / record["run_id"]
+    path = save_run(record, runs_dir(results_dir))
+    report_dir = report_dir or results_dir / record["run_id"]
     written = render_report(
         [record], report_dir, title=f"harness run {record['run_id']}", min_accuracy=min_accuracy
     )

@@ -19,22 +19,27 @@ from harness.errors import HarnessError
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Where report.csv, report.md and report.html go.",
+    help="Where report.csv, report.md and report.html go [default: RESULTS_DIR].",
 )
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--title", default="harness report", show_default=True)
 @speed_option("--speed", "The speed column of the Pareto chart and the recommendation.")
 def report_cmd(
-    runs: tuple[str, ...], results_dir: Path, output_dir: Path, min_accuracy: float, title: str, speed: str
+    runs: tuple[str, ...],
+    results_dir: Path,
+    output_dir: Path | None,
+    min_accuracy: float,
+    title: str,
+    speed: str,
 ) -> None:
     """Re-render reports from stored RUNS (ids, id prefixes or files; default: all stored runs)."""
     from harness.results.report import render_report
     from harness.results.store import find_runs, load_run
 
     records = [load_run(p) for p in find_runs(list(runs), results_dir)]
-    written = render_report(records, output_dir, title=title, min_accuracy=min_accuracy, speed=speed)
+    written = render_report(
+        records, output_dir or results_dir, title=title, min_accuracy=min_accuracy, speed=speed
+    )
     echo(f"{len(records)} run(s): {written['html']} (also {written['md'].name}, {written['csv'].name})")
 
 

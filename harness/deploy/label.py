@@ -48,17 +48,28 @@ def load_classifier(model: str | os.PathLike[str]) -> Classifier:
         from harness.deploy.tflite import TFLiteModel
 
         tflite = TFLiteModel(path)
+        _check_labels(labels_file, labels, int(tflite.interpreter.get_output_details()[0]["shape"][-1]))
         return Classifier(path=path, labels=labels, metadata=metadata, _predict=tflite.predict_encoded)
 
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
+    _check_labels(labels_file, labels, int(signature.structured_outputs["probabilities"].shape[-1]))
 
     def predict(encoded: list[bytes]) -> np.ndarray:
         return signature(images=tf.constant(encoded, dtype=tf.string))["probabilities"].numpy()
 
     return Classifier(path=path, labels=labels, metadata=metadata, _predict=predict)
+
+
+def _check_labels(labels_file: Path, labels: list[str], outputs: int) -> None:
+    """A label per output, or every answer could name the wrong class."""
+    if len(labels) != outputs:
+        raise HarnessError(
+            f"{labels_file} has {len(labels)} lines but the model has {outputs} outputs: "
+            "it does not belong to this model (one label per line, in output order)"
+        )
 
 
 def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,29 @@ def sniff_format(head: bytes) -> str | None:
         return "gif"
     if head.startswith(b"BM") and len(head) >= 14:
         return "bmp"
+    return None
+
+
+def _unusable_label(name: str, seen: dict[str, str]) -> str | None:
+    """Why a class folder's name cannot be a label, or None (then it is remembered in ``seen``).
+
+    labels.txt holds one label per line, so a control character (a newline) would shift
+    every label after it; two names that differ only in Unicode normalisation (NFC and NFD)
+    look identical and would be told apart by nobody.
+    """
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        return (
+            f"class folder name has a control character ({ascii(bad[0])}), which labels.txt "
+            "(one label per line) cannot hold; rename the folder"
+        )
+    key = unicodedata.normalize("NFC", name)
+    if key in seen:
+        return (
+            f"class folder name is {seen[key]!r} in another Unicode normalisation (NFC/NFD); "
+            "the two would be indistinguishable labels: merge or rename them"
+        )
+    seen[key] = name
     return None
 
 
@@ -115,8 +139,12 @@ def scan_images(image_dir: str | os.PathLike[str]) -> ImageSet:
     warnings: list[str] = []
     real_root = root.resolve()
     class_dirs = []
+    seen_labels: dict[str, str] = {}  # NFC form -> folder name
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
+            continue
+        if entry.is_dir() and (reason := _unusable_label(entry.name, seen_labels)):
+            skipped.append((entry.name, reason))
             continue
         if entry.is_dir():
             target = entry.resolve()

@@ -12,7 +12,14 @@ from harness.atomic import atomic_write
 from harness.errors import HarnessError
 from harness.schema import SCHEMA, complete_row, row_columns, text_columns
 
-DEFAULT_RESULTS_DIR = Path("reports") / "runs"
+#: A results folder holds runs/<run id>.json and, beside it, <run id>/report.{html,md,csv}.
+DEFAULT_RESULTS_DIR = Path("reports")
+RUNS_FOLDER = "runs"
+
+
+def runs_dir(results_dir: str | os.PathLike[str]) -> Path:
+    """Where a results folder keeps its run files."""
+    return Path(results_dir) / RUNS_FOLDER
 
 
 def _clean(value: Any) -> Any:
@@ -26,13 +33,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def save_run(record: dict[str, Any], results_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR) -> Path:
-    """Write ``record`` as ``<results_dir>/<run_id>.json``; an existing file is never replaced.
+def save_run(
+    record: dict[str, Any], folder: str | os.PathLike[str] = DEFAULT_RESULTS_DIR / RUNS_FOLDER
+) -> Path:
+    """Write ``record`` as ``<folder>/<run_id>.json``; an existing file is never replaced.
 
     Raises:
         HarnessError: if the folder is not writable, the disk is full or the run exists.
     """
-    final = Path(results_dir) / f"{record['run_id']}.json"
+    final = Path(folder) / f"{record['run_id']}.json"
     data = json.dumps(_clean(record), indent=1, default=str).encode()
     atomic_write(final, data, what=f"run {final}", overwrite=False)
     return final
@@ -51,8 +60,11 @@ def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
 def find_runs(
     items: list[str] | None, results_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR
 ) -> list[Path]:
-    """Run files named by path, run id (or unique id prefix), or all in ``results_dir``."""
-    directory = Path(results_dir)
+    """Run files named by path, run id (or unique id prefix), or all in ``results_dir``.
+
+    ``results_dir`` is a results folder (its ``runs/``) or a folder of run files itself.
+    """
+    directory = runs_dir(results_dir) if runs_dir(results_dir).is_dir() else Path(results_dir)
     stored = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not items:
         if not stored:
