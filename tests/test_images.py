@@ -135,3 +135,27 @@ def test_class_names_that_cannot_be_labels_are_skipped_with_a_reason(tmp_path, f
     (other,) = {"caf\u00e9", "cafe\u0301"} - set(scanned.classes)
     assert "another Unicode normalisation" in reasons[other]
     assert all("\n" not in label for label in scanned.classes)
+
+
+def test_a_20000_pixel_jpeg_is_decoded_downscaled_and_used(tiny_backbone, tmp_path, flowers):
+    """TensorFlow fails on it at full size; harness decodes it at 1/8 in the DCT."""
+    import tensorflow as tf
+
+    from harness.pipeline import tfops
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.extract import extract_features
+
+    root = tmp_path / "photos"
+    for label in ("daisy", "roses"):
+        (root / label).mkdir(parents=True)
+        for photo in sorted((flowers / label).iterdir())[:2]:
+            (root / label / photo.name).write_bytes(photo.read_bytes())
+    huge = root / "daisy" / "panorama.jpg"
+    Image.new("RGB", (20000, 20000), (200, 180, 40)).save(huge, quality=30)
+    pixels = tfops.load_resized(tf.constant(str(huge)), 299).numpy()
+    assert pixels.shape == (299, 299, 3)
+    assert abs(pixels[..., 0].mean() - 200) < 3 and abs(pixels[..., 2].mean() - 40) < 3
+    images = scan_images(root).images
+    assert str(huge) in {str(i.path) for i in images}
+    result = extract_features(load_backbone(tiny_backbone, "random"), images, None, batch_size=2)
+    assert result.failed == {} and result.computed == len(images)

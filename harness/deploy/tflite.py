@@ -104,7 +104,7 @@ class TFLiteModel:
 
 
 def decode_resize(encoded: bytes, size: int) -> np.ndarray:
-    return tfops.resize(tfops.decode_image(tf.constant(encoded)), size).numpy()
+    return tfops.resize(tfops.decode_image(tf.constant(encoded), size), size).numpy()
 
 
 def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarray:

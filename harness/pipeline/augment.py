@@ -27,7 +27,7 @@ def distorted_sampler(
     def pixels_for(indices: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
             index, seed = args
-            image = tfops.decode_image(tf.io.read_file(tf.gather(paths, index)))
+            image = tfops.decode_image(tf.io.read_file(tf.gather(paths, index)), size)
             return tfops.distort(
                 image,
                 size,

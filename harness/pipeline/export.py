@@ -57,7 +57,7 @@ class ExportedClassifier(tf.Module):
 
     def _classify_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = tf.map_fn(
-            lambda data: tfops.resize(tfops.decode_image(data), self.size),
+            lambda data: tfops.resize(tfops.decode_image(data, self.size), self.size),
             images,
             fn_output_signature=tf.TensorSpec([self.size, self.size, 3], tf.float32),
         )

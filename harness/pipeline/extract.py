@@ -54,10 +54,17 @@ class Extraction:
         return len(next(iter(self.features.values()))) if self.features else 0
 
 
-def _decode_error(path: str) -> str:
+def _decode_error(path: str, size: int) -> str:
+    data = tf.io.read_file(path)
     try:
-        tfops.decode_image(tf.io.read_file(path))
+        tfops.decode_image(data, size)
     except Exception as exc:  # only to word the reason; the pipeline already dropped it
+        try:
+            height, width, _ = (int(v) for v in tf.image.extract_jpeg_shape(data).numpy())
+        except Exception:
+            return "cannot decode: " + plain_reason(exc)
+        if height * width > tfops.LARGE_JPEG_PIXELS:  # a valid header: the size is the problem
+            return f"JPEG too large to decode: {width}x{height}"
         return "cannot decode: " + plain_reason(exc)
     return "cannot decode"
 
@@ -135,7 +142,7 @@ def extract_features(
         result.compute_seconds = time.perf_counter() - compute_start
         for i, key in enumerate(missing):
             if i not in seen:
-                result.failed[key] = _decode_error(paths[i])
+                result.failed[key] = _decode_error(paths[i], backbone.spec.input_size)
         if cache is not None:
             cache.compact()
     result.seconds = time.perf_counter() - start

@@ -6,6 +6,8 @@ exactly the pixels the new layer was trained on.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 _TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -13,20 +15,50 @@ _TORCH_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+#: JPEGs of more pixels than this are decoded downscaled in the DCT (by 2, 4 or 8), to no
+#: less than the network's input size: a 20000 x 20000 scan then takes 19 MB instead of
+#: 1.2 GB, and decodes at all (TensorFlow's decoder fails on it at full size). Photos below
+#: it decode exactly as label_image decodes them.
+LARGE_JPEG_PIXELS = 4096 * 4096
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def decode_image(encoded: tf.Tensor, min_side: int | None = None) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes to float32 RGB in [0, 255], shape [H, W, 3].
 
     Grayscale is expanded and alpha dropped (``channels=3``); 16-bit PNGs are scaled
-    to 8 bits; a GIF gives its first frame.
+    to 8 bits; a GIF gives its first frame. With ``min_side``, a JPEG over
+    :data:`LARGE_JPEG_PIXELS` is decoded at 1/2, 1/4 or 1/8 scale, the smallest that keeps
+    its short side at least ``min_side``.
     """
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+
+    def any_format() -> tf.Tensor:
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+
+    if min_side is None:
+        image = any_format()
+    else:
+        is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
+        image = tf.cond(is_jpeg, lambda: _decode_jpeg_scaled(encoded, min_side), any_format)
     image.set_shape([None, None, 3])
     return tf.cast(image, tf.float32)
 
 
+def _decode_jpeg_scaled(encoded: tf.Tensor, min_side: int) -> tf.Tensor:
+    shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+    large = shape[0] * shape[1] > LARGE_JPEG_PIXELS
+    short = tf.minimum(shape[0], shape[1])
+
+    def decode(ratio: int) -> tf.Tensor:
+        return tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
+
+    pairs = [(large & (short // r >= min_side), functools.partial(decode, r)) for r in (8, 4, 2)]
+    return tf.case(pairs, default=functools.partial(decode, 1), exclusive=False)
+
+
 #: How pixels are made from a file; part of every bottleneck cache key, so a change to
 #: decoding or resizing can never mix old and new features.
-PIXELS = "decode_image/resize_bilinear_tf1"
+PIXELS = "decode_image+jpeg_dct_scale_above_4096sq/resize_bilinear_tf1"
 
 
 def resize(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
@@ -59,7 +91,7 @@ def preprocess(images: tf.Tensor, mode: str) -> tf.Tensor:
 
 def load_resized(path: tf.Tensor, size: int) -> tf.Tensor:
     """Read, decode and resize one file: [size, size, 3] float32 in [0, 255]."""
-    return resize(decode_image(tf.io.read_file(path)), size)
+    return resize(decode_image(tf.io.read_file(path), size), size)
 
 
 def distort(
