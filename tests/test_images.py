@@ -159,3 +159,37 @@ def test_a_20000_pixel_jpeg_is_decoded_downscaled_and_used(tiny_backbone, tmp_pa
     assert str(huge) in {str(i.path) for i in images}
     result = extract_features(load_backbone(tiny_backbone, "random"), images, None, batch_size=2)
     assert result.failed == {} and result.computed == len(images)
+
+
+def test_the_scan_index_reads_only_new_or_changed_files(tmp_path, flowers, monkeypatch):
+    import harness.pipeline.images as images_module
+    from harness.pipeline.scanindex import ScanIndex
+
+    root = tmp_path / "photos"
+    for label in ("daisy", "roses"):
+        (root / label).mkdir(parents=True)
+        for photo in sorted((flowers / label).iterdir())[:3]:
+            (root / label / photo.name).write_bytes(photo.read_bytes())
+    reads = []
+    real_read = images_module._read_image_file
+    monkeypatch.setattr(images_module, "_read_image_file", lambda p: reads.append(p.name) or real_read(p))
+
+    def scan():
+        reads.clear()
+        return {
+            str(i.path.relative_to(root)): i.content_hash
+            for i in scan_images(root, ScanIndex.for_folder(tmp_path / "c", root)).images
+        }
+
+    first = scan()
+    assert len(reads) == 6
+    assert scan() == first and reads == []  # warm: nothing read
+    changed = sorted((root / "roses").iterdir())[0]
+    changed.write_bytes(sorted((flowers / "tulips").iterdir())[0].read_bytes())
+    (root / "daisy" / sorted(p.name for p in (root / "daisy").iterdir())[0]).unlink()
+    third = scan()
+    assert reads == [changed.name]
+    assert third[str(changed.relative_to(root))] != first[str(changed.relative_to(root))]
+    assert len(third) == 5
+    os.utime(changed, ns=(1, 1))  # same bytes, new mtime: read again, same hash
+    assert scan() == third and reads == [changed.name]

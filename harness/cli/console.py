@@ -67,6 +67,7 @@ def report_dataset(dataset: Any) -> None:
         f"{len(dataset.images.images)} images in {len(dataset.classes)} classes "
         f"({', '.join(dataset.classes)}): {sizes['training']} training, "
         f"{sizes['validation']} validation, {sizes['testing']} testing"
+        + (f" ({dataset.images.indexed} unchanged files not re-read)" if dataset.images.indexed else "")
     )
     for message in dataset.images.warnings:
         warn(message)

@@ -156,7 +156,7 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
     if missing:
         raise HarnessError(missing[spec.name])
     dataset = prepare_dataset(
-        params["image_dir"], params["validation_percentage"], params["testing_percentage"]
+        params["image_dir"], params["validation_percentage"], params["testing_percentage"], options.cache_dir
     )
     report_dataset(dataset)
     n_validation = len(dataset.splits["validation"])

@@ -90,7 +90,9 @@ def run_cmd(
     missing = check_weights(specs, options.weights, options.weights_dir)  # before reading any image
     if len(missing) == len(specs):
         raise HarnessError("; ".join(missing.values()))
-    dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
+    dataset = prepare_dataset(
+        data.image_dir, data.validation_percentage, data.testing_percentage, options.cache_dir
+    )
     report_dataset(dataset)
     for name in backbone_names:
         if name.endswith(QUANTIZED_SUFFIX):

@@ -94,7 +94,9 @@ def train_cmd(
     missing = check_weights([spec], options.weights, options.weights_dir)  # before reading any image
     if missing:
         raise HarnessError(missing[spec.name])
-    dataset = prepare_dataset(data.image_dir, data.validation_percentage, data.testing_percentage)
+    dataset = prepare_dataset(
+        data.image_dir, data.validation_percentage, data.testing_percentage, options.cache_dir
+    )
     report_dataset(dataset)
     if backbone.endswith(QUANTIZED_SUFFIX):
         options = with_quantized_export(options, backbone, echo)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.pipeline.images import ImageFile, ImageSet, dataset_fingerprint, scan_images, split_images
+from harness.pipeline.scanindex import ScanIndex
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,20 @@ class Dataset:
 
 
 def prepare_dataset(
-    image_dir: str | os.PathLike[str], validation_percentage: float = 10, testing_percentage: float = 10
+    image_dir: str | os.PathLike[str],
+    validation_percentage: float = 10,
+    testing_percentage: float = 10,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Scan ``image_dir`` and split it (see :mod:`harness.pipeline.images`).
+
+    With a ``cache_dir``, the scan keeps an index there, so unchanged files are not read.
 
     Raises:
         HarnessError: a missing folder, fewer than 2 classes, or no training image.
     """
-    images = scan_images(image_dir)
+    index = ScanIndex.for_folder(cache_dir, image_dir) if cache_dir is not None else None
+    images = scan_images(image_dir, index)
     splits = split_images(images.images, validation_percentage, testing_percentage)
     if not splits["training"]:
         raise HarnessError("no training images after the split; add images or lower the percentages")
