@@ -47,9 +47,8 @@ def main() -> int:
             start = time.perf_counter()  # loading the index is part of the scan's cost
             scanned = scan_images(root, ScanIndex.for_folder(cache, root) if indexed else None)
             timings[name] = time.perf_counter() - start
-            print(
-                f"{name}: {timings[name]:.2f} s ({len(scanned.images):,} images, {scanned.indexed:,} not read)"
-            )
+            counts = f"{len(scanned.images):,} images, {scanned.indexed:,} not read"
+            print(f"{name}: {timings[name]:.2f} s ({counts})")
         ratio = timings["warm, from the index"] / timings["cold, no index"]
         print(f"warm / cold = {ratio:.3f}")
     return 0
