@@ -8,6 +8,7 @@ offline, deletes the cached file. A user's file is loaded by path and left in pl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -28,6 +29,17 @@ def keras_home() -> Path:
     return base / ".keras"
 
 
+@functools.lru_cache(maxsize=64)
+def _md5(path: str, size: int, mtime_ns: int) -> str:
+    """MD5 of a file, once per (path, size, mtime): weights are checked before any image is
+    read and again when the backbone is built, and Inception v3's file is 88 MB."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class KerasWeights:
     """A ``keras.applications`` weights file: its cache name and download URL."""
@@ -45,14 +57,12 @@ class KerasWeights:
         """A notice when ``path`` is not the file Keras publishes (it is still used, by path)."""
         if self.md5 is None:
             return None
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() == self.md5:
+        stat = path.stat()
+        found = _md5(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if found == self.md5:
             return None
         return (
-            f"{path} differs from the file Keras publishes (MD5 {digest.hexdigest()}, expected "
+            f"{path} differs from the file Keras publishes (MD5 {found}, expected "
             f"{self.md5}); loading it by path and leaving it in place"
         )
 

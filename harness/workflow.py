@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,12 @@ class PipelineOptions:
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
     graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
     summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
+
+    def for_backbone(self, spec: BackboneSpec) -> PipelineOptions:
+        """These options for one backbone of several: its own TensorBoard run folder."""
+        if self.summaries_dir is None:
+            return self
+        return replace(self, summaries_dir=str(Path(self.summaries_dir) / spec.safe_name()))
 
 
 @dataclass

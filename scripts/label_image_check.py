@@ -20,6 +20,32 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def label_image(graph: Path, labels: Path, images: list[Path], size: int) -> list[str]:
+    """label_image.py's top-1 for each image: its decode, TF1 bilinear resize and
+    (pixel - 128) / 128, then the frozen graph imported under ``tf.compat.v1``, fed at
+    ``import/Mul:0`` and read at ``import/final_result:0``. The graph is imported once."""
+    import numpy as np
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        path = v1.placeholder(tf.string)
+        decoded = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        resized = v1.image.resize_bilinear(tf.expand_dims(tf.cast(decoded, tf.float32), 0), [size, size])
+        normalized = tf.divide(tf.subtract(resized, [128.0]), [128.0])
+        with v1.Session() as sess:
+            tensors = [sess.run(normalized, {path: str(p)}) for p in images]
+    graph_def = v1.GraphDef()
+    graph_def.ParseFromString(graph.read_bytes())
+    names = labels.read_text().splitlines()
+    with tf.Graph().as_default() as g:
+        v1.import_graph_def(graph_def)
+        inputs = g.get_operation_by_name("import/Mul").outputs[0]
+        outputs = g.get_operation_by_name("import/final_result").outputs[0]
+        with v1.Session(graph=g) as sess:
+            return [names[int(np.argmax(sess.run(outputs, {inputs: t})[0]))] for t in tensors]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", type=Path, required=True)
@@ -31,31 +57,12 @@ def main() -> int:
     parser.add_argument("--validation-percentage", type=float, default=10)
     args = parser.parse_args()
 
-    import numpy as np
-    import tensorflow as tf
-
     from harness.deploy.label import classify_files, load_classifier
     from harness.pipeline.dataset import prepare_dataset
 
-    v1 = tf.compat.v1
     dataset = prepare_dataset(args.image_dir, args.validation_percentage, args.testing_percentage)
     tests = [img.path for img in dataset.splits["testing"]]
-    with tf.Graph().as_default():
-        path = v1.placeholder(tf.string)
-        decoded = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        resized = v1.image.resize_bilinear(tf.expand_dims(tf.cast(decoded, tf.float32), 0), [args.size] * 2)
-        normalized = tf.divide(tf.subtract(resized, [128.0]), [128.0])
-        with v1.Session() as sess:
-            tensors = [sess.run(normalized, {path: str(p)}) for p in tests]
-    graph_def = v1.GraphDef()
-    graph_def.ParseFromString(args.graph.read_bytes())
-    names = args.labels.read_text().splitlines()
-    with tf.Graph().as_default() as g:
-        v1.import_graph_def(graph_def)
-        inputs = g.get_operation_by_name("import/Mul").outputs[0]
-        outputs = g.get_operation_by_name("import/final_result").outputs[0]
-        with v1.Session(graph=g) as sess:
-            graph_top1 = [names[int(np.argmax(sess.run(outputs, {inputs: t})[0]))] for t in tensors]
+    graph_top1 = label_image(args.graph, args.labels, tests, args.size)
     rows, skipped = classify_files(load_classifier(args.saved_model), tests, 1)
     harness_top1 = [r["top"][0]["label"] for r in rows]
     agree = sum(a == b for a, b in zip(graph_top1, harness_top1))

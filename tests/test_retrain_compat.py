@@ -1,19 +1,48 @@
 """retrain.py's workflow: its names, its command line, its frozen graph for label_image, TensorBoard."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.registry import get_backbone, registry
 
+ROOT = Path(__file__).resolve().parent.parent
+
 RETRAIN_FAST = ["--how_many_training_steps", "200", "--eval_step_interval", "50"]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "label_image_check", ROOT / "scripts" / "label_image_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+label_image = _load_script().label_image  # label_image.py's steps, as the check script runs them
+
+
+def _retrain(images: Path, out: Path, tmp_path: Path, *flags: str):
+    """`harness retrain` writing into ``out`` and ``tmp_path``, in-process."""
+    paths = [
+        "--output_graph",
+        str(out / "output_graph.pb"),
+        "--output_labels",
+        str(out / "output_labels.txt"),
+        "--bottleneck_dir",
+        str(tmp_path / "bottlenecks"),
+        "--summaries_dir",
+        str(tmp_path / "logs"),
+    ]
+    return CliRunner().invoke(cli, ["retrain", "--image_dir", str(images), *paths, *flags])
 
 
 def test_retrain_py_architecture_names_are_aliases():
@@ -70,26 +99,8 @@ def _events(folder: Path) -> dict[str, dict[int, float]]:
 
 def test_retrain_writes_graph_labels_summaries_and_its_log(medium_flowers, keras_home, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "retrain",
-            "--image_dir",
-            str(medium_flowers),
-            "--output_graph",
-            str(out / "output_graph.pb"),
-            "--output_labels",
-            str(out / "output_labels.txt"),
-            "--bottleneck_dir",
-            str(tmp_path / "bottlenecks"),
-            "--summaries_dir",
-            str(tmp_path / "logs"),
-            "--architecture",
-            "mobilenet_0.25_224",
-            "--print_misclassified_test_images",
-            *RETRAIN_FAST,
-        ],
-    )
+    flags = ["--architecture", "mobilenet_0.25_224", "--print_misclassified_test_images", *RETRAIN_FAST]
+    result = _retrain(medium_flowers, out, tmp_path, *flags)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(line.endswith(": Step 200: Train accuracy = " + line.rsplit("= ", 1)[-1]) for line in lines)
@@ -134,62 +145,16 @@ def test_train_and_run_write_tensorboard_curves_per_backbone(train_tiny, small_f
     assert sorted(scalars["accuracy"]) == [1, 20, 40] and set(scalars) == {"accuracy", "cross_entropy"}
 
 
-def label_image(graph: Path, labels: Path, images: list[Path], size: int) -> list[str]:
-    """TensorFlow's label_image.py, step for step, for each image: its decode and resize,
-    (pixel - 128) / 128, TF1 graph import, feed ``import/Mul:0``, read
-    ``import/final_result:0``. The graph is imported once (it is the slow part)."""
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
-    with tf.Graph().as_default():
-        path = v1.placeholder(tf.string)
-        decoded = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        batch = tf.expand_dims(tf.cast(decoded, tf.float32), 0)
-        resized = v1.image.resize_bilinear(batch, [size, size])
-        normalized = tf.divide(tf.subtract(resized, [128.0]), [128.0])
-        with v1.Session() as sess:
-            tensors = [sess.run(normalized, {path: str(image)}) for image in images]
-    graph_def = v1.GraphDef()
-    graph_def.ParseFromString(graph.read_bytes())
-    names = labels.read_text().splitlines()
-    with tf.Graph().as_default() as g:
-        v1.import_graph_def(graph_def)
-        inputs = g.get_operation_by_name("import/Mul").outputs[0]
-        outputs = g.get_operation_by_name("import/final_result").outputs[0]
-        with v1.Session(graph=g) as sess:
-            return [names[int(np.argmax(sess.run(outputs, {inputs: t})[0]))] for t in tensors]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture, size", [("inception_v3", 299), ("mobilenet", 224)])
 def test_label_image_on_output_graph_agrees_with_harness_label(
     architecture, size, medium_flowers, keras_home, tmp_path
 ):
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "retrain",
-            "--image_dir",
-            str(medium_flowers),
-            "--output_graph",
-            str(out / "output_graph.pb"),
-            "--output_labels",
-            str(out / "output_labels.txt"),
-            "--saved_model_dir",
-            str(out / "saved_model"),
-            "--bottleneck_dir",
-            str(tmp_path / "bottlenecks"),
-            "--summaries_dir",
-            str(tmp_path / "logs"),
-            "--architecture",
-            architecture,
-            "--testing_percentage",
-            "20",
-            "--print_misclassified_test_images",
-            *RETRAIN_FAST,
-        ],
-    )
+    result = _retrain(
+        medium_flowers, out, tmp_path, "--saved_model_dir", str(out / "saved_model"), "--architecture",
+        architecture, "--testing_percentage", "20", "--print_misclassified_test_images", *RETRAIN_FAST,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     from harness.deploy.label import classify_files, load_classifier
     from harness.pipeline.dataset import prepare_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,13 @@ def benchmark_backbone(
     from harness.bench.timing import time_bottlenecks
     from harness.pipeline.backbone import check_device
 
-    if options.summaries_dir:  # TensorBoard: one run folder per backbone
-        options = replace(options, summaries_dir=str(Path(options.summaries_dir) / spec.safe_name()))
+    options = options.for_backbone(spec)
     result = retrain_final_layer(
         spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
     )
     ex = result.extraction
     images = [img for img in dataset.images.images if img.content_hash in ex.features]
-    paths = [str(img.path) for img in images[: timing.timing_images]]
+    paths = [img.file for img in images[: timing.timing_images]]
     batch = min(options.extract_batch_size, max(1, len(paths) // 4))
     log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
     with tf.device(check_device(options.device)):
@@ -158,7 +157,7 @@ def run_backbones(
 
     Args:
         failed: Errors already known by backbone name (from
-            :func:`harness.workflow.check_weights`): recorded, not run.
+            :func:`harness.pipeline.backbone.check_weights`): recorded, not run.
 
     Returns:
         The run record (schema :data:`harness.schema.SCHEMA`), ready for

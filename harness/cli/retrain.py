@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import echo, report_dataset
+from harness.cli.console import echo
+from harness.cli.preflight import preflight
 from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import registry
@@ -115,11 +116,9 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
     """Retrain a final layer exactly as TensorFlow's retrain.py did (its flags, outputs and log)."""
     _refuse_unsupported(ctx, params)
     import_tensorflow(ctx)
-    from harness.atomic import ensure_writable
     from harness.bench.envinfo import versions
     from harness.deploy.exports import GraphdefExport
-    from harness.pipeline.backbone import check_weights
-    from harness.pipeline.dataset import prepare_dataset
+    from harness.pipeline.dataset import DataOptions
     from harness.pipeline.train import Augmentation, TrainConfig
     from harness.workflow import PipelineOptions, retrain_final_layer
 
@@ -150,15 +149,11 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
         saved_model_dir = saved_model_dir or params["output_graph"].with_name(
             params["output_graph"].stem + "_model"
         )
-    outputs = [params["output_graph"].parent, params["output_labels"].parent, params["bottleneck_dir"]]
-    ensure_writable(*outputs, params["summaries_dir"], saved_model_dir.parent if saved_model_dir else None)
-    missing = check_weights([spec], options.weights, options.weights_dir)
-    if missing:
-        raise HarnessError(missing[spec.name])
-    dataset = prepare_dataset(
-        params["image_dir"], params["validation_percentage"], params["testing_percentage"], options.cache_dir
+    data = DataOptions(params["image_dir"], params["validation_percentage"], params["testing_percentage"])
+    outputs = [params["output_graph"].parent, params["output_labels"].parent, params["summaries_dir"]]
+    dataset, _ = preflight(
+        [spec], options, data, *outputs, saved_model_dir.parent if saved_model_dir else None
     )
-    report_dataset(dataset)
     n_validation = len(dataset.splits["validation"])
 
     def log_step(row: dict[str, float]) -> None:  # retrain.py's three lines per evaluation

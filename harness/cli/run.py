@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import ProgressBars, echo, report_dataset, table
+from harness.cli.console import ProgressBars, echo, table
 from harness.cli.options import (
     DEFAULT_BACKBONE,
     data_options,
@@ -17,6 +17,7 @@ from harness.cli.options import (
     results_dir_option,
     timing_options,
 )
+from harness.cli.preflight import preflight
 from harness.cli.types import QUANTIZED_SUFFIX, BackboneList, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import registry
@@ -71,29 +72,15 @@ def run_cmd(
 ) -> None:
     """Benchmark several backbones and write a comparison report."""
     import_tensorflow(ctx)
-    from harness.atomic import ensure_writable
     from harness.bench.envinfo import environment
     from harness.bench.runner import run_backbones
-    from harness.pipeline.backbone import check_device, check_weights
-    from harness.pipeline.dataset import prepare_dataset
     from harness.results.report import render_report
     from harness.results.store import runs_dir, save_run
 
     specs = registry.match(backbone_names, input_size=input_size)
-    check_device(options.device)
-    ensure_writable(
-        runs_dir(results_dir),
-        models_dir,
-        report_dir or results_dir,
-        Path(options.cache_dir) if options.cache_dir else None,
+    dataset, missing = preflight(
+        specs, options, data, runs_dir(results_dir), models_dir, report_dir or results_dir
     )
-    missing = check_weights(specs, options.weights, options.weights_dir)  # before reading any image
-    if len(missing) == len(specs):
-        raise HarnessError("; ".join(missing.values()))
-    dataset = prepare_dataset(
-        data.image_dir, data.validation_percentage, data.testing_percentage, options.cache_dir
-    )
-    report_dataset(dataset)
     for name in backbone_names:
         if name.endswith(QUANTIZED_SUFFIX):
             options = with_quantized_export(options, name, echo)

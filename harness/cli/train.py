@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import ProgressBars, echo, report_dataset, table, warn
+from harness.cli.console import ProgressBars, echo, table, warn
 from harness.cli.options import (
     AT_LEAST_1,
     DEFAULT_BACKBONE,
@@ -19,6 +18,7 @@ from harness.cli.options import (
     pipeline_options,
     weights_dir_option,
 )
+from harness.cli.preflight import preflight
 from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import list_backbones, registry
@@ -80,30 +80,16 @@ def train_cmd(
 ) -> None:
     """Retrain a final layer on one backbone, evaluate it and export it."""
     import_tensorflow(ctx)
-    from harness.atomic import ensure_writable
     from harness.bench.envinfo import versions
     from harness.bench.measure import tflite_latency
     from harness.bench.runner import TimingOptions
-    from harness.pipeline.backbone import check_device, check_weights
-    from harness.pipeline.dataset import prepare_dataset
     from harness.workflow import retrain_final_layer
 
     spec = registry.get(backbone, input_size=input_size)
-    check_device(options.device)
-    ensure_writable(output_dir.parent, Path(options.cache_dir) if options.cache_dir else None)
-    missing = check_weights([spec], options.weights, options.weights_dir)  # before reading any image
-    if missing:
-        raise HarnessError(missing[spec.name])
-    dataset = prepare_dataset(
-        data.image_dir, data.validation_percentage, data.testing_percentage, options.cache_dir
-    )
-    report_dataset(dataset)
+    dataset, _ = preflight([spec], options, data, output_dir.parent)
     if backbone.endswith(QUANTIZED_SUFFIX):
         options = with_quantized_export(options, backbone, echo)
-    if options.summaries_dir:  # one run folder per backbone, as `harness run` writes them
-        options = dataclasses.replace(
-            options, summaries_dir=str(Path(options.summaries_dir) / spec.safe_name())
-        )
+    options = options.for_backbone(spec)
     bars = ProgressBars(spec.name)
     try:
         result = retrain_final_layer(

@@ -63,8 +63,11 @@ def export_frozen_graph(
     from harness.deploy.graphdef import GRAPH_FILE, LABELS_FILE, export_graphdef
     from harness.errors import HarnessError
 
-    if (target.graph is None or target.labels is None) and export_dir is None:
+    if target.graph is not None and target.labels is not None:
+        graph, labels = target.graph, target.labels
+    elif export_dir is None:
         raise HarnessError("the frozen graph needs an output folder or explicit paths")
-    graph = target.graph or Path(export_dir or ".") / GRAPH_FILE
-    labels = target.labels or Path(export_dir or ".") / LABELS_FILE
+    else:
+        graph = target.graph or export_dir / GRAPH_FILE
+        labels = target.labels or export_dir / LABELS_FILE
     return export_graphdef(backbone, head, classes, graph, labels, final_tensor_name=target.final_tensor_name)

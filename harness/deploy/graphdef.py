@@ -21,6 +21,7 @@ from typing import Any
 import tensorflow as tf
 
 from harness.atomic import atomic_write
+from harness.pipeline.export import labels_bytes
 
 INPUT_NODE = "Mul"
 INPUT_MEAN = 128.0
@@ -69,5 +70,5 @@ def export_graphdef(
     graph_def = frozen_graph(backbone, head, final_tensor_name)
     graph_file, labels_file = Path(graph_path), Path(labels_path)
     atomic_write(graph_file, graph_def.SerializeToString())
-    atomic_write(labels_file, "".join(f"{c}\n" for c in classes).encode("utf-8"))
+    atomic_write(labels_file, labels_bytes(classes))
     return graph_file, labels_file

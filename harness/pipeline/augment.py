@@ -19,7 +19,7 @@ def distorted_sampler(
     backbone: Backbone, images: list[ImageFile], labels: np.ndarray, augmentation: Augmentation
 ) -> BatchSampler:
     """A sampler drawing random training images, distorting them and featurising them."""
-    paths = tf.constant([str(img.path) for img in images])
+    paths = tf.constant([img.file for img in images])
     size = backbone.spec.input_size
     aug = augmentation
 

@@ -13,8 +13,6 @@ from harness.errors import HarnessError
 from harness.pipeline import tfops
 from harness.registry import BackboneSpec, FeatureModel
 
-DEVICES = ("cpu", "gpu")
-
 
 @dataclass
 class Backbone:
@@ -40,7 +38,9 @@ def features_of(model: FeatureModel, pixels: tf.Tensor, preprocessing: str) -> t
     return tf.reshape(out, [tf.shape(pixels)[0], -1])
 
 
-def resolve_weights(spec: BackboneSpec, weights: str, weights_dir: str | os.PathLike[str] | None) -> Any:
+def resolve_weights(
+    spec: BackboneSpec, weights: str, weights_dir: str | os.PathLike[str] | None
+) -> tuple[str, str, str | None]:
     """What ``spec.builder`` gets for ``weights``: ``"random"``, a resolved weights file, or
     ``"imagenet"`` for a backbone that loads its own. Cheap when the file is on disk.
 

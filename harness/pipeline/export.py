@@ -27,6 +27,11 @@ LABELS_FILE = "labels.txt"
 METADATA_FILE = "harness.json"
 
 
+def labels_bytes(classes: list[str]) -> bytes:
+    """labels.txt (and retrain.py's output_labels.txt): one label per line, in output order."""
+    return "".join(f"{c}\n" for c in classes).encode("utf-8")
+
+
 class ExportedClassifier(tf.Module):
     """Decode, resize, preprocess, backbone and softmax layer in one graph."""
 
@@ -98,7 +103,7 @@ def export_model(
                 "classify_pixels": module.classify_pixels,
             },
         )
-        (staging / LABELS_FILE).write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+        (staging / LABELS_FILE).write_bytes(labels_bytes(classes))
         meta = dict(metadata, classes=classes, input_size=backbone.spec.input_size)
         (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         if out.exists():

@@ -106,7 +106,7 @@ def extract_features(
     start = time.perf_counter()
     first_path: dict[str, str] = {}
     for img in images:
-        first_path.setdefault(img.content_hash, str(img.path))
+        first_path.setdefault(img.content_hash, img.file)
     loaded = cache.load(set(first_path)) if cache is not None else None
     features = dict(loaded.features) if loaded else {}
     missing = [k for k in first_path if k not in features]
