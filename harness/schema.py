@@ -156,9 +156,6 @@ _BASE: list[Column] = [
     C("test_accuracy_ci_high", unit="fraction", group="accuracy"),
 ]
 
-#: What each TFLite variant adds to a row, as ``tflite_<variant>_<field>``.
-TFLITE_FIELDS = ("size_mb", "test_accuracy", "agreement", "latency_ms_p50", "latency_ms_p90")
-
 
 def _tflite_columns(q: str) -> list[Column]:
     prefix = f"tflite_{q}_"
@@ -206,6 +203,9 @@ def _tflite_columns(q: str) -> list[Column]:
         C(prefix + "latency_ms_p90", unit="ms", higher_is_better=False, group="deploy", sparse=True),
     ]
 
+
+#: What each TFLite variant adds to a row, as ``tflite_<variant>_<field>``.
+TFLITE_FIELDS = tuple(c.name.removeprefix("tflite_none_") for c in _tflite_columns("none"))
 
 COLUMNS: list[Column] = [
     *_BASE,
