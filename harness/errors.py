@@ -1,6 +1,7 @@
 """Errors a user can act on. The CLI prints them as one line, without a traceback."""
 
 import re
+import unicodedata
 
 
 class HarnessError(Exception):
@@ -46,3 +47,11 @@ def plain_reason(exc: BaseException) -> str:
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
     return text.strip() or type(exc).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` kept on one line: control characters (a newline in a file name) escaped.
+
+    Everything else, accents and other scripts included, is shown as it is.
+    """
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.deploy.exports import GraphdefExport
-from harness.errors import HarnessError
+from harness.errors import HarnessError, printable
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
 from harness.pipeline.train import Augmentation, TrainConfig
@@ -168,7 +168,7 @@ def _retrain(
         if img.content_hash in extraction.failed
     ]
     for path, reason in failed:
-        log(f"warning: skipped {path}: {reason}")
+        log(f"warning: skipped {printable(path)}: {reason}")
     splits = {
         name: [img for img in imgs if img.content_hash in extraction.features]
         for name, imgs in dataset.splits.items()

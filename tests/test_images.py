@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from harness.errors import HarnessError
-from harness.pipeline.images import scan_images, split_images, which_set
+from harness.pipeline.images import scan_images
+from harness.pipeline.split import split_images, which_set
 
 
 def _retrain_py_which_set(file_name, validation, testing):
@@ -193,3 +194,7 @@ def test_the_scan_index_reads_only_new_or_changed_files(tmp_path, flowers, monke
     assert len(third) == 5
     os.utime(changed, ns=(1, 1))  # same bytes, new mtime: read again, same hash
     assert scan() == third and reads == [changed.name]
+    index_file = ScanIndex.for_folder(tmp_path / "c", root).path
+    assert len(ScanIndex(index_file)._old) == 5  # the deleted file left the index
+    index_file.write_text('{"index": "harness.scan-index/2", "path": ["x"]}')  # damaged
+    assert scan() == third and len(reads) == 5  # read again, nothing wrong

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from harness.errors import printable
+
 
 def echo(message: str) -> None:
     click.echo(message)
@@ -74,4 +76,4 @@ def report_dataset(dataset: Any) -> None:
     if dataset.images.skipped:
         warn(f"skipped {len(dataset.images.skipped)} files:")
         for path, reason in dataset.images.skipped:
-            click.echo(f"  {path}: {reason}", err=True)
+            click.echo(f"  {printable(path)}: {reason}", err=True)

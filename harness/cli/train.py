@@ -20,7 +20,7 @@ from harness.cli.options import (
 )
 from harness.cli.preflight import preflight
 from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
-from harness.errors import HarnessError
+from harness.errors import HarnessError, printable
 from harness.registry import list_backbones, registry
 
 
@@ -161,6 +161,6 @@ def label_cmd(ctx: click.Context, model: Path, top_k: int, as_json: bool, images
             for item in row["top"]:
                 echo(f"  {item['label']} {item['score']:.5f}")
     for path, reason in skipped + failed:
-        warn(f"skipped {path}: {reason}")
+        warn(f"skipped {printable(str(path))}: {reason}")
     if not results:
         raise HarnessError("no image could be classified")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.pipeline.images import ImageFile, ImageSet, dataset_fingerprint, scan_images, split_images
+from harness.pipeline.images import ImageFile, ImageSet, scan_images
 from harness.pipeline.scanindex import ScanIndex
+from harness.pipeline.split import dataset_fingerprint, split_images
 
 
 @dataclass(frozen=True)

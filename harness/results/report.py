@@ -11,7 +11,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader
 
 from harness.atomic import atomic_write
-from harness.errors import HarnessError
+from harness.errors import HarnessError, printable
 from harness.results import plots
 from harness.results.analysis import (
     accuracy_column,
@@ -57,7 +57,7 @@ def _skipped_files(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
         items = run.get("skipped_files")
         if items is None:  # older runs kept only the scan's list
             items = [{"path": p, "reason": r} for p, r in run.get("dataset", {}).get("skipped", [])]
-        out.update({item["path"]: item["reason"] for item in items})
+        out.update({printable(item["path"]): item["reason"] for item in items})
     return sorted(out.items())
 
 
