@@ -15,9 +15,11 @@ common=(--image-dir "$PHOTOS" --weights-dir "$WEIGHTS" --cache-dir "$CACHE" --mo
         --results-dir "$OUT" --report-dir "$MODELS/reports")
 mkdir -p "$OUT/runs"
 rm -f "$OUT"/runs/*.json
-"$HARNESS" run "${common[@]}" --backbones inception_v3,mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035
+"$HARNESS" run "${common[@]}" --backbones inception_v3,mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035 \
+    --repeats 10 --learning-curve
 "$HARNESS" run "${common[@]}" --backbones mobilenet_v3_small --weights random
 "$HARNESS" run "${common[@]}" --backbones mobilenet_v1_025,mobilenet_v1_075,mobilenet_v1_100,mobilenet_v2_035 \
-    --export tflite --quantize none,float16,dynamic,int8
+    --export tflite --quantize none,float16,dynamic,int8 --repeats 10 --learning-curve
 "$HARNESS" report --results-dir "$OUT" --output-dir "$OUT" --min-accuracy 0.87 \
     --title "harness example: flower photos on a 2-core CPU"
+.venv/bin/python scripts/screenshot.py --height 2600 "$OUT/report.html" "$OUT/report.png"

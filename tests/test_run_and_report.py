@@ -174,12 +174,36 @@ def test_hostile_names_are_escaped_in_html(tiny_backbone, small_flowers, tmp_pat
 
 
 def test_report_renders_in_headless_chromium(tiny_backbone, small_flowers, tmp_path):
+    """Two backbones with repeats, learning curves and TFLite variants: every table of the
+    report drawn by a real browser, none wider than 1,400 px (scripts/screenshot.py)."""
     if not shutil.which("chromium"):
         pytest.skip("chromium is not installed (.ci/run installs it)")
-    result = _run(small_flowers, tmp_path, "tiny_test")
+    from dataclasses import replace
+
+    from harness.registry import registry
+
+    registry.register(replace(tiny_backbone, name="tiny_test_48", input_size=48), replace=True)
+    try:
+        result = _run(small_flowers, tmp_path, "tiny_test,tiny_test_48", "--repeats", "3", "--learning-curve",
+                      "--export", "tflite", "--quantize", "none,dynamic")  # fmt: skip
+    finally:
+        registry.unregister("tiny_test_48")
     assert result.exit_code == 0, result.output
     [path] = find_runs(None, tmp_path / "reports" / "runs")
-    html = tmp_path / "reports" / load_run(path)["run_id"] / "report.html"
+    record = load_run(path)
+    assert [r["n_splits"] for r in record["rows"]] == [3, 3]
+    assert [len(d["splits"]) for d in record["details"].values()] == [3, 3]
+    assert all(d["learning_curve"] and d["test_outcomes"]["images"] for d in record["details"].values())
+    (pair,) = record["paired"]
+    assert (pair["a"], pair["b"], pair["n_images"]) == (
+        "tiny_test",
+        "tiny_test_48",
+        record["rows"][0]["n_test"],
+    )
+    html = tmp_path / "reports" / record["run_id"] / "report.html"
+    text = html.read_text()
+    for heading in ("Paired comparison", "repeated splits", "How many photos", "Deployment variants"):
+        assert heading in text
     script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot.py"
     shot = tmp_path / "report.png"
     done = subprocess.run(
@@ -201,6 +225,7 @@ def test_a_column_declared_once_reaches_every_output(tiny_backbone, small_flower
         unit="points",
         label="fake score",
         console=True,
+        table="main",
         derive=lambda row: row["n_classes"] * 7 if row["n_classes"] else None,
     )
     monkeypatch.setattr(schema, "COLUMNS", [*schema.COLUMNS[:-1], fake, schema.COLUMNS[-1]])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness import schema
-from harness.schema import COLUMNS, column, complete_row, format_cell, row_columns, speed_columns
+from harness.results.cells import format_cell, visible_columns
+from harness.schema import COLUMNS, column, complete_row, row_columns, speed_columns
 
 
 def test_every_column_is_declared_once_with_consistent_fields():
@@ -50,6 +50,6 @@ def test_cells_are_formatted_as_declared():
 
 
 def test_sparse_columns_show_only_where_some_row_has_them():
-    shown = [c.name for c in schema.visible_columns([{"tflite_int8_size_mb": 1.0}])]
+    shown = [c.name for c in visible_columns([{"tflite_int8_size_mb": 1.0}])]
     assert "tflite_int8_size_mb" in shown and "tflite_float16_size_mb" not in shown
     assert shown[-1] == "error"

@@ -135,7 +135,9 @@ def test_run_rows_report_and_recommend_use_tflite_columns(tiny_backbone, small_f
     assert row["model_size_mb"] == pytest.approx(everything_mb - tflite_mb)  # the SavedModel alone
     assert row["tflite_none_size_mb"] == pytest.approx((model_dir / "model.tflite").stat().st_size / 1e6)
     html = (runs_dir / record["run_id"] / "report.html").read_text()  # inside the folder named
-    assert "tflite none MB" in html and "tflite int8 ms p50" in html and "tflite int8 same top-1" in html
+    deploy = html.split("Deployment variants")[1].split("</table>")[0]  # one row per variant
+    assert all(f"<th>{h}</th>" in deploy for h in ("variant", "MB", "acc", "same top-1", "ms p50"))
+    assert "<td>none</td>" in deploy and "<td>int8</td>" in deploy and "<td>float16</td>" not in deploy
     (variant,) = [v for v in record["details"]["tiny_test"]["tflite"] if v["quantize"] == "int8"]
     assert variant["bias_corrected_layers"] == 2
     rec = CliRunner().invoke(

@@ -51,6 +51,20 @@ from harness.schema import console_columns
     help="Where each backbone's exported model goes.",
 )
 @click.option(
+    "--repeats",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Retrain the head on this many splits (retrain.py's, then salted ones) from the cached "
+    "bottlenecks and report the mean and sd of test accuracy; nothing is extracted again.",
+)
+@click.option(
+    "--learning-curve",
+    is_flag=True,
+    help="Also retrain on 5, 10, 20, 50, 100 and all training images per class (3 draws each) "
+    "and plot test accuracy against images per class.",
+)
+@click.option(
     "--min-accuracy",
     type=click.FloatRange(0, 1),
     default=0.9,
@@ -68,10 +82,13 @@ def run_cmd(
     results_dir: Path,
     report_dir: Path | None,
     models_dir: Path,
+    repeats: int,
+    learning_curve: bool,
     min_accuracy: float,
 ) -> None:
     """Benchmark several backbones and write a comparison report."""
     import_tensorflow(ctx)
+    from harness.bench.accuracy import AccuracyOptions
     from harness.bench.envinfo import environment
     from harness.bench.runner import run_backbones
     from harness.results.report import render_report
@@ -96,6 +113,7 @@ def run_cmd(
         progress_for=ProgressBars,
         debug=ctx.meta.get("harness.debug", False),
         failed=missing,
+        accuracy=AccuracyOptions(repeats=repeats, learning_curve=learning_curve),
     )
     path = save_run(record, runs_dir(results_dir))
     report_dir = report_dir or results_dir / record["run_id"]
@@ -112,8 +130,8 @@ def run_cmd(
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     """The run's summary: the schema's console columns."""
-    from harness.results.report import display_frame
     from harness.results.store import runs_frame
+    from harness.results.tables import display_frame
 
     frame = display_frame(runs_frame([{"rows": rows}]), console_columns())
     shown = frame.astype(object).where(frame.notna(), "")

@@ -13,13 +13,15 @@ MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1
 SPLITS = ("training", "validation", "testing")
 
 
-def which_set(file_name: str, validation_percentage: float, testing_percentage: float) -> str:
+def which_set(file_name: str, validation_percentage: float, testing_percentage: float, salt: str = "") -> str:
     """retrain.py's stable assignment of one file name to a set.
 
     The SHA-1 of the file name (ignoring anything after ``_nohash_``, so variants of
     one photo stay together) picks a bucket; adding images never moves existing ones.
+    A ``salt`` (prefixed to the name) draws another split with the same properties;
+    without one it is retrain.py's.
     """
-    hash_name = re.sub(r"_nohash_.*$", "", file_name)
+    hash_name = salt + re.sub(r"_nohash_.*$", "", file_name)
     hashed = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
     percentage = (hashed % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
     if percentage < validation_percentage:
@@ -30,7 +32,7 @@ def which_set(file_name: str, validation_percentage: float, testing_percentage: 
 
 
 def split_images(
-    images: list[ImageFile], validation_percentage: float = 10, testing_percentage: float = 10
+    images: list[ImageFile], validation_percentage: float = 10, testing_percentage: float = 10, salt: str = ""
 ) -> dict[str, list[ImageFile]]:
     """Split images into training, validation and testing lists (see :func:`which_set`)."""
     if not (
@@ -41,7 +43,7 @@ def split_images(
         raise HarnessError("validation and testing percentages must be >= 0 and add up to under 100")
     out: dict[str, list[ImageFile]] = {name: [] for name in SPLITS}
     for img in images:
-        out[which_set(img.name, validation_percentage, testing_percentage)].append(img)
+        out[which_set(img.name, validation_percentage, testing_percentage, salt)].append(img)
     return out
 
 

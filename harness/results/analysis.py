@@ -137,3 +137,52 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     merged["throughput_speedup"] = merged["bottleneck_img_per_s_b"] / merged["bottleneck_img_per_s_a"]
     merged["latency_speedup"] = merged["latency_ms_p50_a"] / merged["latency_ms_p50_b"]
     return merged
+
+
+def fastest_not_worse(
+    summary: pd.DataFrame,
+    pairs: list[dict[str, Any]],
+    speed: str = "bottleneck_img_per_s",
+    alpha: float = 0.05,
+) -> str | None:
+    """The fastest backbone not significantly less accurate (McNemar) than the most accurate.
+
+    Args:
+        summary: One row per backbone with real accuracy (see :func:`per_backbone`).
+        pairs: McNemar results (:func:`harness.results.significance.paired_tests`).
+        speed: The speed column to rank by.
+        alpha: Significance level.
+
+    Returns:
+        A sentence, or None when fewer than two backbones were compared.
+    """
+    from harness.results.significance import p_value_between
+
+    rows = summary.dropna(subset=["test_accuracy", speed]).drop_duplicates("backbone")
+    if len(rows) < 2 or not pairs:
+        return None
+    best = rows.sort_values("test_accuracy", ascending=False).iloc[0]
+    higher = SPEED_COLUMNS.get(speed, True)
+    kept = []
+    for _, row in rows.iterrows():
+        p = (
+            1.0
+            if row["backbone"] == best["backbone"]
+            else p_value_between(pairs, best["backbone"], row["backbone"])
+        )
+        if p is not None and p >= alpha:
+            kept.append((row, p))
+    pick, p = sorted(kept, key=lambda item: item[0][speed], reverse=higher)[0]
+    if pick["backbone"] == best["backbone"]:
+        faster = rows[rows[speed] > best[speed]] if higher else rows[rows[speed] < best[speed]]
+        if faster.empty:
+            return f"{best['backbone']} is both the most accurate and the fastest backbone."
+        return (
+            f"{best['backbone']} is the most accurate backbone ({best['test_accuracy']:.1%}), and every "
+            f"faster one is significantly less accurate (McNemar p < {alpha:g})."
+        )
+    return (
+        f"{pick['backbone']} is the fastest backbone not significantly less accurate than the most "
+        f"accurate one, {best['backbone']} ({pick['test_accuracy']:.1%} against {best['test_accuracy']:.1%}, "
+        f"McNemar p = {p:.2f}; by {speed})."
+    )

@@ -26,8 +26,14 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def accuracy_vs_speed(frame: pd.DataFrame, speed: str = "bottleneck_img_per_s") -> bytes | None:
-    """Accuracy against speed, one point per row, the Pareto front joined by a line."""
+def accuracy_vs_speed(
+    frame: pd.DataFrame, speed: str = "bottleneck_img_per_s", splits: dict[str, list[float]] | None = None
+) -> bytes | None:
+    """Accuracy against speed, one point per row, the Pareto front joined by a line.
+
+    ``splits`` (backbone -> test accuracy on each repeated split) adds the spread: one
+    small grey dot per split beside the backbone's point.
+    """
     accuracy = accuracy_column(speed)
     if speed not in frame or accuracy not in frame:
         return None
@@ -45,6 +51,11 @@ def accuracy_vs_speed(frame: pd.DataFrame, speed: str = "bottleneck_img_per_s") 
             ]
         ax.errorbar(group[speed], group[accuracy] * 100, yerr=yerr, fmt="o", capsize=3, label=_text(device))
     for _, row in rows.iterrows():
+        scores = (splits or {}).get(row["backbone"])
+        if scores and accuracy == "test_accuracy":
+            ax.scatter(
+                [row[speed]] * len(scores), [a * 100 for a in scores], s=9, color="grey", alpha=0.5, zorder=1
+            )
         ax.annotate(
             _text(row["backbone"]),
             (row[speed], row[accuracy] * 100),
@@ -54,6 +65,8 @@ def accuracy_vs_speed(frame: pd.DataFrame, speed: str = "bottleneck_img_per_s") 
         )
     edge = rows[front].sort_values(speed)
     ax.plot(edge[speed], edge[accuracy] * 100, "--", color="black", lw=1, label="Pareto front")
+    if splits and accuracy == "test_accuracy":
+        ax.scatter([], [], s=9, color="grey", alpha=0.5, label="each repeated split")
     label = speed.replace("_", " ")
     ax.set_xlabel(
         label + ("  (higher is faster)" if SPEED_COLUMNS.get(speed, True) else "  (lower is faster)")
@@ -110,4 +123,26 @@ def confusion_matrix(confusion: list[list[int]], classes: list[str], title: str)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(_text(title), fontsize=10)
+    return _png(fig)
+
+
+def learning_curves(curves: dict[str, list[dict[str, Any]]], n_classes: int) -> bytes | None:
+    """Test accuracy against training images per class: one line per backbone through the
+    mean of its draws, each draw a dot. x is the images per class actually used (the
+    mean over classes), so "all" sits at the training set's real size."""
+    curves = {name: points for name, points in curves.items() if points}
+    if not curves or n_classes < 1:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, points in curves.items():
+        h = pd.DataFrame(points)
+        h["x"] = h["n_train"] / n_classes
+        mean = h.groupby("x")["test_accuracy"].mean()
+        (line,) = ax.plot(mean.index, mean.to_numpy() * 100, marker="o", label=_text(name))
+        ax.scatter(h["x"], h["test_accuracy"] * 100, s=10, color=line.get_color(), alpha=0.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images per class (log scale; the last point is all of them)")
+    ax.set_ylabel("test accuracy %")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return _png(fig)

@@ -16,27 +16,23 @@ from harness.results import plots
 from harness.results.analysis import (
     accuracy_column,
     compare_runs,
+    fastest_not_worse,
     pareto_front,
     per_backbone,
     recommend,
     usable,
 )
+from harness.results.significance import outcomes_of, paired_tests
 from harness.results.store import runs_frame
-from harness.schema import Column, format_cell, visible_columns
+from harness.results.tables import (
+    curve_frame,
+    deployment_frame,
+    display_frame,
+    paired_frame,
+    splits_frame,
+)
 
 TEMPLATE = "report.html.j2"
-
-
-def display_frame(frame: pd.DataFrame, columns: list[Column] | None = None) -> pd.DataFrame:
-    """The comparison table as a reader sees it: labelled, rounded, with units and notes.
-
-    Columns, headings and formats come from :mod:`harness.schema`; TFLite columns only
-    where some row has them.
-    """
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    shown = columns if columns is not None else visible_columns(records)
-    cells = [{c.label: format_cell(c, row) for c in shown} for row in records]
-    return pd.DataFrame(cells, columns=[c.label for c in shown])
 
 
 def _b64(png: bytes | None) -> str | None:
@@ -61,6 +57,36 @@ def _skipped_files(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted(out.items())
 
 
+def _latest_details(runs: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Per backbone, its latest run's id and details (one figure and one pair per backbone)."""
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for run in runs:
+        for name, detail in run.get("details", {}).items():
+            if detail:
+                latest[name] = (run["run_id"], detail)
+    return latest
+
+
+def _pairs(runs: list[dict[str, Any]], latest: dict[str, tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """McNemar for every pair of backbones scored on the latest run's data."""
+    fingerprint = runs[-1].get("dataset", {}).get("fingerprint")
+    same_data = {r["run_id"] for r in runs if r.get("dataset", {}).get("fingerprint") == fingerprint}
+    details = {name: detail for name, (run_id, detail) in latest.items() if run_id in same_data}
+    return paired_tests(outcomes_of(details))
+
+
+def _html(frame: pd.DataFrame, css: str = "") -> str | None:
+    if frame.empty:
+        return None
+    return frame.to_html(index=False, escape=True, na_rep="", classes=css or None)
+
+
+def _md(title: str, frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    return [f"## {title}", "", frame.astype(object).where(frame.notna(), "").to_markdown(index=False), ""]
+
+
 def render_report(
     runs: list[dict[str, Any]],
     output_dir: str | os.PathLike[str],
@@ -83,6 +109,8 @@ def render_report(
     except OSError as exc:
         raise HarnessError(f"cannot write reports to {out}: {exc.strerror or exc}") from exc
     table = display_frame(frame)
+    latest = _latest_details(runs)
+    pairs = _pairs(runs, latest)
     rec = recommend(frame, min_accuracy, speed=speed)
     recommendation = f"Fastest backbone with at least {min_accuracy:.0%} test accuracy: {rec.message}."
     summary = per_backbone(usable(frame, accuracy_column(speed)), speed)
@@ -90,6 +118,7 @@ def render_report(
     if front.any():
         names = ", ".join(summary.loc[front[front].index, "backbone"])
         recommendation += f" Pareto front (no backbone both faster and more accurate): {names}."
+    significance = fastest_not_worse(summary, pairs, speed) if not summary.empty else None
 
     cache_table = None
     phases = frame.dropna(subset=["bottleneck_phase"])
@@ -112,11 +141,17 @@ def render_report(
             )
 
     curves, confusions = [], []
-    latest: dict[str, tuple[str, dict[str, Any]]] = {}  # one figure per backbone: its latest run
-    for run in runs:
-        for name, detail in run.get("details", {}).items():
-            if detail:
-                latest[name] = (run["run_id"], detail)
+    details = {name: detail for name, (_, detail) in latest.items()}
+    split_scores = {n: [s["test_accuracy"] for s in d.get("splits") or []] for n, d in details.items()}
+    n_classes = len(_merged_dataset(runs).get("classes") or [])
+    learning = {name: detail.get("learning_curve") or [] for name, detail in details.items()}
+    tables = {
+        "paired": paired_frame(pairs),
+        "splits": splits_frame(details),
+        "curve": curve_frame(details),
+        "deploy": deployment_frame(frame),
+        "details": display_frame(frame, table="details"),
+    }
     for name, (run_id, detail) in latest.items():
         suffix = f" ({run_id})" if len(runs) > 1 else ""
         curve = _b64(plots.training_curves(detail.get("history") or [], name + suffix))
@@ -136,10 +171,13 @@ def render_report(
             runs=runs,
             dataset=_merged_dataset(runs),
             recommendation=recommendation,
-            table=table.to_html(index=False, escape=True, na_rep="", classes="comparison"),
+            significance=significance,
+            table=_html(table, "comparison"),
+            tables={key: _html(value) for key, value in tables.items()},
             cache_table=cache_table,
             speedup_table=speedup_table,
-            scatter=_b64(plots.accuracy_vs_speed(frame, speed)),
+            scatter=_b64(plots.accuracy_vs_speed(frame, speed, split_scores)),
+            learning=_b64(plots.learning_curves(learning, n_classes)),
             curves=curves,
             confusions=confusions,
             skipped=_skipped_files(runs),
@@ -151,10 +189,15 @@ def render_report(
             "",
             recommendation,
             "",
-            table.astype(object).where(table.notna(), "").to_markdown(index=False),
-            "",
+            *([significance, ""] if significance else []),
+            *_md("Accuracy and speed", table),
             "Accuracy from random weights is not a result: those rows are for speed only.",
             "",
+            *_md("Paired comparison on the same test images (McNemar, exact)", tables["paired"]),
+            *_md("Test accuracy over repeated splits", tables["splits"]),
+            *_md("Data efficiency: mean test accuracy by training images per class", tables["curve"]),
+            *_md("Deployment variants (TFLite)", tables["deploy"]),
+            *_md("Cache and timing details", tables["details"]),
         ]
     )
     paths = {"csv": out / "report.csv", "md": out / "report.md", "html": out / "report.html"}

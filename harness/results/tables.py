@@ -1,0 +1,108 @@
+"""The report's focused tables, each narrow enough to read on a laptop screen.
+
+Accuracy and speed (one row per backbone and run), paired McNemar tests, repeated
+splits, the learning curve, the deployment variants (one row per backbone and TFLite
+variant, not four variants side by side) and cache and timing details. Every number
+stays in the CSV and the run JSON; these are views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness.results.cells import format_cell, visible_columns
+from harness.schema import KEY_COLUMNS, QUANTIZATIONS, Column, Table, by_name
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def display_frame(
+    frame: pd.DataFrame, columns: list[Column] | None = None, table: Table | None = "main"
+) -> pd.DataFrame:
+    """One focused table as a reader sees it: labelled, rounded, with units and notes.
+
+    Columns, headings and formats come from :mod:`harness.schema`; sparse columns only
+    where some row has them. ``columns`` overrides ``table``.
+    """
+    rows = records(frame)
+    shown = columns if columns is not None else visible_columns(rows, table)
+    cells = [{c.label: format_cell(c, row) for c in shown} for row in rows]
+    return pd.DataFrame(cells, columns=[c.label for c in shown])
+
+
+def deployment_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per backbone and exported TFLite variant: size, accuracy, agreement, latency."""
+    columns = by_name()
+    out = []
+    for row in records(frame):
+        for q in QUANTIZATIONS:
+            prefix = f"tflite_{q}_"
+            fields = [c for c in columns.values() if c.name.startswith(prefix) and c.table == "deploy"]
+            if all(row.get(c.name) is None for c in fields):
+                continue
+            cells = {columns[k].label: row.get(k) for k in KEY_COLUMNS}
+            cells["variant"] = q
+            for c in fields:
+                cells[c.label.replace(f"tflite {q} ", "")] = format_cell(c, row)
+            out.append(cells)
+    return pd.DataFrame(out)
+
+
+def paired_frame(pairs: list[dict[str, Any]]) -> pd.DataFrame:
+    """McNemar's exact test for each pair of backbones on their common test images."""
+    rows = [
+        {
+            "A": p["a"],
+            "B": p["b"],
+            "test images": p["n_images"],
+            "A acc": f"{p['accuracy_a']:.1%}",
+            "B acc": f"{p['accuracy_b']:.1%}",
+            "only A right": p["a_only"],
+            "only B right": p["b_only"],
+            "p (exact)": round(p["p_value"], 3),
+            "verdict": "differ (p < 0.05)" if p["p_value"] < 0.05 else "no significant difference",
+        }
+        for p in pairs
+    ]
+    return pd.DataFrame(rows)
+
+
+def splits_frame(details: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Test accuracy of each backbone on each repeated split, with mean and sd."""
+    rows = []
+    for name, detail in details.items():
+        splits = detail.get("splits") or []
+        if not splits:
+            continue
+        scores = pd.Series([s["test_accuracy"] for s in splits])
+        row: dict[str, Any] = {"backbone": name, "splits": len(scores)}
+        row["mean"] = f"{scores.mean():.1%}"
+        row["sd"] = f"{scores.std(ddof=1) * 100:.1f}" if len(scores) > 1 else ""
+        row["min"], row["max"] = f"{scores.min():.1%}", f"{scores.max():.1%}"
+        row["per split"] = " ".join(f"{s * 100:.0f}" for s in scores)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve_frame(details: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Mean test accuracy per backbone (rows) and training images per class (columns)."""
+    rows = []
+    for name, detail in details.items():
+        for point in detail.get("learning_curve") or []:
+            size = point["per_class"]
+            column = "all" if size is None else f"{size} / class"
+            rows.append({"backbone": name, "column": column, "order": size or 10**9, **point})
+    if not rows:
+        return pd.DataFrame()
+    long = pd.DataFrame(rows)
+    order = long.drop_duplicates("column").sort_values("order")["column"].tolist()
+    table = long.pivot_table(
+        index="backbone", columns="column", values="test_accuracy", aggfunc="mean", sort=False
+    )
+    table = table[order].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    table.columns.name = None
+    return table.reset_index()

@@ -1,0 +1,115 @@
+"""Issue 14: McNemar on known counts, repeated splits, the learning curve, the report's tables."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.pipeline.resample import learning_curve, repeated_splits, split_salt
+from harness.pipeline.train import TrainConfig
+from harness.results.analysis import fastest_not_worse
+from harness.results.significance import mcnemar_exact, paired_tests
+
+
+def test_mcnemar_exact_on_hand_computed_counts():
+    assert mcnemar_exact(0, 0) == 1.0  # no discordant image: no evidence at all
+    assert mcnemar_exact(1, 6) == pytest.approx(2 * (1 + 7) / 2**7)  # 0.125
+    assert mcnemar_exact(6, 1) == mcnemar_exact(1, 6)  # two-sided
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 2**5)  # 0.0625: 5 to 0 is not yet significant
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 2**6)  # 0.03125: 6 to 0 is
+    assert mcnemar_exact(3, 3) == 1.0  # capped at 1
+    # Large counts: the exact tail is close to the continuity-corrected normal approximation.
+    z = (abs(30 - 50) - 1) / math.sqrt(80)
+    normal = math.erfc(z / math.sqrt(2))
+    assert mcnemar_exact(30, 50) == pytest.approx(normal, abs=0.003)
+    assert mcnemar_exact(30, 50) < 0.05 < mcnemar_exact(35, 45)
+
+
+def test_paired_tests_count_only_the_images_scored_differently():
+    a = {"1": True, "2": True, "3": False, "4": True, "5": False}
+    b = {"1": True, "2": False, "3": True, "4": False, "6": True}  # 5 and 6 are not common
+    (row,) = paired_tests({"a": a, "b": b})
+    assert (row["n_images"], row["a_only"], row["b_only"]) == (4, 2, 1)
+    assert row["p_value"] == pytest.approx(mcnemar_exact(2, 1)) == 1.0
+    assert row["accuracy_a"] == 0.75 and row["accuracy_b"] == 0.5
+
+
+def _summary(rows):
+    return pd.DataFrame(rows, columns=["backbone", "test_accuracy", "bottleneck_img_per_s"])
+
+
+def test_the_recommendation_picks_the_fastest_backbone_not_significantly_worse():
+    summary = _summary([("big", 0.90, 10), ("mid", 0.88, 50), ("fast", 0.70, 200)])
+    pairs = [
+        {"a": "big", "b": "mid", "p_value": 0.62},
+        {"a": "big", "b": "fast", "p_value": 0.001},
+        {"a": "mid", "b": "fast", "p_value": 0.01},
+    ]
+    text = fastest_not_worse(summary, pairs)
+    assert (
+        text.startswith("mid is the fastest backbone not significantly less accurate") and "p = 0.62" in text
+    )
+    pairs[0]["p_value"] = 0.01
+    assert "every faster one is significantly less accurate" in fastest_not_worse(summary, pairs)
+    assert fastest_not_worse(summary.iloc[:1], pairs) is None
+
+
+def _features(n_per_class=40, n_classes=3, dim=8, seed=0):
+    """Two draws (train, test) of 3 noisy clusters with the same centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1.5, (n_classes, dim))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    draw = [((centres[y] + rng.normal(0, 1.0, (len(y), dim))).astype(np.float32), y) for _ in range(2)]
+    return draw[0], draw[1]
+
+
+def test_learning_curve_draws_the_asked_images_per_class_deterministically():
+    (x, y), test = _features()
+    config = TrainConfig(steps=200, learning_rate=0.5)
+    rows = learning_curve((x, y), test, 3, config, sizes=(5, 10, 40, 100, None), draws=2)
+    sizes = [(r["per_class"], r["n_train"]) for r in rows]
+    # 40 and 100 are not below the largest class (40): only "all" stands for them.
+    assert sizes == [(5, 15), (5, 15), (10, 30), (10, 30), (None, 120)]
+    assert rows == learning_curve((x, y), test, 3, config, sizes=(5, 10, 40, 100, None), draws=2)
+    assert rows[0]["test_accuracy"] != rows[1]["test_accuracy"] or rows[2] != rows[3]  # draws differ
+    assert rows[-1]["test_accuracy"] > 0.6  # all the data: clearly above chance (1/3)
+
+
+def test_salted_splits_differ_but_keep_retrain_py_proportions():
+    from harness.pipeline.images import ImageFile
+    from harness.pipeline.split import split_images
+
+    images = [ImageFile(f"/p/c{i % 2}/img_{i}.jpg", f"c{i % 2}", f"{i:040x}", "jpeg") for i in range(2000)]
+    first = split_images(images, 10, 10, split_salt(0))
+    assert first == split_images(images, 10, 10)  # split 0 is retrain.py's
+    other = split_images(images, 10, 10, split_salt(1))
+    assert {i.file for i in first["testing"]} != {i.file for i in other["testing"]}
+    for split in (first, other):
+        assert 150 < len(split["testing"]) < 250 and 150 < len(split["validation"]) < 250
+
+
+def test_repeats_from_the_cache_reproduce_the_runs_own_accuracy_and_vary(train_tiny, small_flowers, tmp_path):
+    """Split 0 retrained from the bottlenecks gives the run's test accuracy exactly (the tiny
+    backbone is seeded, so its features are the run's)."""
+    from harness.pipeline.dataset import prepare_dataset
+    from harness.pipeline.extract import extract_features
+
+    result = train_tiny(small_flowers, tmp_path / "m", "--steps", "300", "--testing-percentage", "30")
+    assert result.exit_code == 0, result.output
+    reported = float(result.output.split("test accuracy")[-1].split("%")[0].strip(" :=")) / 100
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.cache import backbone_cache
+    from harness.registry import registry
+
+    spec = registry.get("tiny_test")
+    backbone = load_backbone(spec, "random")
+    dataset = prepare_dataset(small_flowers, 10, 30)
+    cache = backbone_cache(tmp_path / "cache", spec, "random", backbone.feature_size)
+    ex = extract_features(backbone, dataset.images.images, cache)
+    assert not ex.failed
+    rows = repeated_splits(
+        dataset.images.images, ex.features, dataset.classes, TrainConfig(steps=300), 4, 10, 30
+    )
+    assert rows[0]["test_accuracy"] == pytest.approx(reported, abs=0.0051)  # printed with one decimal
+    assert len({r["n_test"] for r in rows} | {r["test_accuracy"] for r in rows}) > 2  # the splits differ
