@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -55,6 +56,7 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     from harness.pipeline.backbone import load_backbone
     from harness.pipeline.cache import BottleneckCache
     from harness.pipeline.extract import extract_features
+    from harness.pipeline.litert import with_litert
     from harness.registry import get_backbone
 
     paths = [str(i.path) for i in images]
@@ -62,6 +64,7 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     spec = get_backbone(name)
     weights = "imagenet" if spec.weights_on_disk(args.weights_dir) else "random"
     backbone = load_backbone(spec, weights, args.weights_dir)
+    lite = with_litert(backbone, weights, None, print)  # LiteRT (XNNPACK), or TF with a notice
     size, bs = spec.input_size, args.batch_size
     keras_model = backbone.model
     model_sizes = sorted({8, 16, 32, bs})
@@ -70,14 +73,14 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     # different speed than images do (activation magnitudes, denormals).
     pixels = tf.stack([tfops.load_resized(tf.constant(p), size) for p in paths[: max(model_sizes)]])
 
-    def model_at(batch_size: int) -> Callable[[], float]:
-        batch = pixels[:batch_size]
+    def model_at(batch_size: int, runtime: Any = backbone) -> Callable[[], float]:
+        batch = pixels[:batch_size].numpy()
 
         def measure() -> float:
             calls = max(1, n // batch_size)
             start = time.perf_counter()
             for _ in range(calls):
-                backbone.features(batch).numpy()
+                runtime.extract(batch)
             return rate(calls * batch_size, time.perf_counter() - start)
 
         return measure
@@ -91,11 +94,14 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         count = sum(int(b.shape[0]) for b in ds)
         return rate(count, time.perf_counter() - start)
 
-    def harness_path() -> float:
-        with tempfile.TemporaryDirectory() as cache_dir:
-            cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
-            result = extract_features(backbone, images, cache, batch_size=bs)
-            return rate(result.computed + result.cached, result.seconds)
+    def harness_path(runtime: Any = backbone) -> Callable[[], float]:
+        def measure() -> float:
+            with tempfile.TemporaryDirectory() as cache_dir:
+                cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
+                result = extract_features(runtime, images, cache, batch_size=bs)
+                return rate(result.computed + result.cached, result.seconds)
+
+        return measure
 
     def retrain_style() -> float:
         start = time.perf_counter()
@@ -120,8 +126,10 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
 
     methods = {
         **{f"model@{b}": model_at(b) for b in model_sizes},
+        "litert model": model_at(bs, lite),
         "decode": decode_limit,
-        "harness": harness_path,
+        "harness": harness_path(),
+        "harness litert": harness_path(lite),
         "retrain.py": retrain_style,
         "keras": keras_tutorial,
     }
@@ -134,7 +142,13 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     med = {k: statistics.median(v) for k, v in samples.items()}
     best = max(model_sizes, key=lambda b: med[f"model@{b}"])
     med["model"] = med[f"model@{bs}"]
-    limit = min(med["model"], med["decode"]) if on_gpu else 1 / (1 / med["model"] + 1 / med["decode"])
+    on_litert = lite.runtime == "litert"
+    fastest = max(med["model"], med["litert model"]) if on_litert else med["model"]
+
+    def limit_of(model: float) -> float:
+        return min(model, med["decode"]) if on_gpu else 1 / (1 / model + 1 / med["decode"])
+
+    limit = limit_of(med["model"])
 
     # Cold versus warm cache on the same images, and training against extraction.
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -151,6 +165,13 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         "limit img/s": limit,
         "harness img/s": med["harness"],
         "harness/limit": med["harness"] / limit,
+        "litert model img/s": med["litert model"] if lite.runtime == "litert" else None,
+        "fastest limit img/s": limit_of(fastest),
+        "harness litert img/s": med["harness litert"] if lite.runtime == "litert" else None,
+        "litert/fastest limit": med["harness litert"] / limit_of(fastest)
+        if lite.runtime == "litert"
+        else None,
+        "harness litert/tf": med["harness litert"] / med["harness"] if lite.runtime == "litert" else None,
         "harness/keras": med["harness"] / med["keras"],
         "harness/retrain": med["harness"] / med["retrain.py"],
         "cold/warm": cold.seconds / warm.seconds,

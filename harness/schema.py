@@ -11,8 +11,7 @@ This module imports neither TensorFlow nor pandas: the CLI reads it at start-up.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +21,8 @@ SCHEMA = "harness.run/1"
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 Kind = Literal["text", "int", "float"]
-Format = Literal["plain", "percent", "percent_ci"]
+Format = Literal["plain", "percent", "percent_ci", "percent_sd"]
+Table = Literal["main", "details", "deploy"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,10 @@ class Column:
         help: One line for ``--help`` and the README.
         digits: Rounding in the comparison table.
         fmt: ``percent`` shows a fraction as ``87.4%``; ``percent_ci`` also appends
-            ``(<name>_ci_low-<name>_ci_high)``.
+            ``(<name>_ci_low-<name>_ci_high)``; ``percent_sd`` reads ``<stem>_mean`` and
+            appends ``± <stem>_std`` in points.
+        table: The report's focused table that shows it (``main``: accuracy and speed,
+            ``details``: cache and timing, ``deploy``: the TFLite variants, one row each).
         real_only: Meaningless from random weights: such rows show ``n/a``.
         sparse: Shown in tables only when some row has a value (TFLite variants).
         console: Part of the summary ``harness run`` prints.
@@ -58,6 +61,7 @@ class Column:
     help: str = ""
     digits: int | None = None
     fmt: Format = "plain"
+    table: Table = "details"
     real_only: bool = False
     sparse: bool = False
     console: bool = False
@@ -72,16 +76,16 @@ def _params_m(row: dict[str, Any]) -> float | None:
 C = Column
 _BASE: list[Column] = [
     C("run_id", "text", group="run"),
-    C("backbone", "text", label="backbone", group="backbone", console=True),
+    C("backbone", "text", label="backbone", group="backbone", console=True, table="main"),
     C("family", "text", group="backbone"),
-    C("device", "text", label="device", group="run"),
-    C("weights", "text", label="weights", group="backbone", console=True),
+    C("device", "text", label="device", group="run", table="main"),
+    C("weights", "text", label="weights", group="backbone", console=True, table="main"),
     C("weights_source", "text", group="backbone", help="the weights file used, or random"),
     C("input_size", "int", "px", label="input px", group="backbone"),
     C("feature_size", "int", group="backbone"),
     C("params", "int", group="backbone"),
-    C("params_m", unit="M", label="params (M)", group="backbone", derive=_params_m, digits=2),
-    C("model_size_mb", unit="MB", label="model MB", higher_is_better=False, group="deploy", digits=1),
+    C("params_m", unit="M", label="params (M)", group="backbone", derive=_params_m, digits=2, table="main"),
+    C("model_size_mb", "float", "MB", "model MB", False, "deploy", digits=1, table="main"),
     C("n_classes", "int", group="data"),
     C("n_train", "int", group="data"),
     C("n_validation", "int", group="data"),
@@ -95,6 +99,13 @@ _BASE: list[Column] = [
     C("bottleneck_cold_img_per_s", unit="img/s", higher_is_better=True, group="cache"),
     C("bottleneck_batch_size", "int", group="speed"),
     C(
+        "bottleneck_runtime",
+        "text",
+        label="runtime",
+        group="speed",
+        help="tf or litert: what ran the backbone",
+    ),
+    C(
         "bottleneck_img_per_s",
         unit="img/s",
         label="bottleneck img/s",
@@ -103,18 +114,11 @@ _BASE: list[Column] = [
         digits=1,
         console=True,
         rankable=True,
+        table="main",
         help="throughput of the extraction pipeline on the real image files",
     ),
     C("bottleneck_img_per_s_p90", unit="img/s", higher_is_better=True, group="speed"),
-    C(
-        "bottleneck_ms_per_img_p50",
-        unit="ms",
-        label="ms/img p50",
-        higher_is_better=False,
-        group="speed",
-        digits=2,
-        rankable=True,
-    ),
+    C("bottleneck_ms_per_img_p50", "float", "ms", "ms/img p50", False, "speed", digits=2, rankable=True),
     C("bottleneck_ms_per_img_p90", unit="ms", higher_is_better=False, group="speed"),
     C("bottleneck_spread", unit="fraction", label="img/s spread", group="speed", digits=3),
     C("train_s", unit="s", label="train s", higher_is_better=False, group="speed", digits=2),
@@ -130,6 +134,7 @@ _BASE: list[Column] = [
         digits=1,
         console=True,
         rankable=True,
+        table="main",
         help="the exported SavedModel on one encoded image",
     ),
     C("latency_ms_p90", unit="ms", label="latency ms p90", higher_is_better=False, group="speed", digits=1),
@@ -141,6 +146,7 @@ _BASE: list[Column] = [
         group="accuracy",
         fmt="percent",
         real_only=True,
+        table="main",
     ),
     C(
         "test_accuracy",
@@ -151,9 +157,24 @@ _BASE: list[Column] = [
         fmt="percent_ci",
         real_only=True,
         console=True,
+        table="main",
     ),
     C("test_accuracy_ci_low", unit="fraction", group="accuracy"),
     C("test_accuracy_ci_high", unit="fraction", group="accuracy"),
+    C("n_splits", "int", group="accuracy", help="splits the head was retrained on (--repeats)"),
+    C(
+        "split_accuracy_mean",
+        unit="fraction",
+        label="acc over splits (± sd)",
+        higher_is_better=True,
+        group="accuracy",
+        fmt="percent_sd",
+        real_only=True,
+        sparse=True,
+        table="main",
+        help="test accuracy over --repeats splits of the cached bottlenecks: mean and sd",
+    ),
+    C("split_accuracy_std", unit="fraction", group="accuracy"),
 ]
 
 
@@ -168,6 +189,7 @@ def _tflite_columns(q: str) -> list[Column]:
             group="deploy",
             digits=2,
             sparse=True,
+            table="deploy",
         ),
         C(
             prefix + "test_accuracy",
@@ -178,6 +200,7 @@ def _tflite_columns(q: str) -> list[Column]:
             fmt="percent",
             real_only=True,
             sparse=True,
+            table="deploy",
         ),
         C(
             prefix + "agreement",
@@ -188,6 +211,7 @@ def _tflite_columns(q: str) -> list[Column]:
             fmt="percent",
             real_only=True,
             sparse=True,
+            table="deploy",
             help="share of test images whose top-1 equals the float SavedModel's",
         ),
         C(
@@ -199,6 +223,7 @@ def _tflite_columns(q: str) -> list[Column]:
             digits=1,
             sparse=True,
             rankable=True,
+            table="deploy",
         ),
         C(prefix + "latency_ms_p90", unit="ms", higher_is_better=False, group="deploy", sparse=True),
     ]
@@ -211,7 +236,7 @@ COLUMNS: list[Column] = [
     *_BASE,
     *[c for q in QUANTIZATIONS for c in _tflite_columns(q)],
     C("tflite_threads", "int", group="deploy"),
-    C("error", "text", label="error", group="run", console=True),
+    C("error", "text", label="error", group="run", console=True, table="main"),
 ]
 
 
@@ -233,9 +258,15 @@ def text_columns() -> set[str]:
     return {c.name for c in COLUMNS if c.kind == "text"}
 
 
-def table_columns() -> list[Column]:
-    """Columns of the comparison table, in order, errors last."""
-    shown = [c for c in COLUMNS if c.label]
+#: Shown in every focused table, so that each reads on its own.
+KEY_COLUMNS = ("backbone", "device")
+
+
+def table_columns(table: Table | None = None) -> list[Column]:
+    """Columns of one focused table (all labelled ones if None), in order, errors last."""
+    shown = [c for c in COLUMNS if c.label and (table is None or c.table == table or c.name in KEY_COLUMNS)]
+    if table not in (None, "main"):
+        return shown
     return [c for c in shown if c.name != "error"] + [c for c in shown if c.name == "error"]
 
 
@@ -263,38 +294,3 @@ def complete_row(values: dict[str, Any]) -> dict[str, Any]:
         if c.derive is not None and row[c.name] is None:
             row[c.name] = c.derive(row)
     return row
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _pct(value: Any) -> str:
-    return "" if _is_missing(value) else f"{value * 100:.1f}%"
-
-
-def format_cell(c: Column, row: dict[str, Any]) -> Any:
-    """A cell as the comparison table shows it (``row`` supplies companion columns)."""
-    value = row.get(c.name)
-    if c.real_only and row.get("weights") == "random":
-        return "n/a (random weights)" if c.name.endswith("test_accuracy") else "n/a"
-    if c.fmt == "percent":
-        return _pct(value)
-    if c.fmt == "percent_ci":
-        if _is_missing(value):
-            return ""
-        low, high = row.get(f"{c.name}_ci_low"), row.get(f"{c.name}_ci_high")
-        return f"{_pct(value)} ({_pct(low)}-{_pct(high)})"
-    if _is_missing(value):
-        return None
-    if c.kind == "int":
-        return int(value)
-    if c.digits is not None and isinstance(value, int | float):
-        return round(float(value), c.digits)
-    return value
-
-
-def visible_columns(rows: Iterable[dict[str, Any]]) -> list[Column]:
-    """Table columns to show for ``rows``: sparse ones only where some row has a value."""
-    rows = list(rows)
-    return [c for c in table_columns() if not c.sparse or any(not _is_missing(r.get(c.name)) for r in rows)]

@@ -41,6 +41,7 @@ class PipelineOptions:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "cpu"
     extract_batch_size: int = 16  # see harness.pipeline.extract.default_extract_batch_size
+    runtime: str = "auto"  # bottlenecks on tf, litert, or auto (litert on a CPU)
     augmentation: Augmentation = field(default_factory=Augmentation)
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
     graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
@@ -137,6 +138,7 @@ def _retrain(
     from harness.pipeline.cache import backbone_cache
     from harness.pipeline.evaluate import evaluate
     from harness.pipeline.extract import extract_features
+    from harness.pipeline.litert import resolve_runtime, with_litert
     from harness.pipeline.train import cached_sampler, train_head
 
     backbone = load_backbone(spec, options.weights, options.weights_dir)
@@ -146,9 +148,13 @@ def _retrain(
         f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
         f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
     )
+    if resolve_runtime(options.runtime, options.device) == "litert":
+        backbone = with_litert(backbone, options.weights, options.cache_dir, log)
     cache = None
     if options.cache_dir is not None:
-        cache = backbone_cache(options.cache_dir, spec, options.weights, backbone.feature_size)
+        cache = backbone_cache(
+            options.cache_dir, spec, options.weights, backbone.feature_size, backbone.runtime
+        )
     extraction = extract_features(
         backbone,
         dataset.images.images,
@@ -159,8 +165,8 @@ def _retrain(
     for shard in extraction.corrupt_shards:
         log(f"warning: corrupt cache shard {shard} was set aside; its images were recomputed")
     log(
-        f"{spec.name}: bottlenecks: {extraction.cached} from cache, {extraction.computed} computed "
-        f"in {extraction.seconds:.1f}s"
+        f"{spec.name}: bottlenecks on {backbone.runtime}: {extraction.cached} from cache, "
+        f"{extraction.computed} computed in {extraction.seconds:.1f}s"
     )
     failed = [
         (_relative(dataset, img), extraction.failed[img.content_hash])
@@ -237,6 +243,7 @@ def _retrain(
         "weights_source": backbone.weights_source,
         "preprocessing": spec.preprocessing,
         "feature_size": backbone.feature_size,
+        "bottleneck_runtime": backbone.runtime,
         "params": backbone.params,
         "split_sizes": sizes,
         "dataset_fingerprint": dataset.fingerprint,

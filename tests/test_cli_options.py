@@ -18,6 +18,7 @@ DEFAULTS = dict(
     eval_interval=5,
     seed=0,
     exports=(),
+    runtime="auto",
     summaries_dir=None,
     quantize=("none",),
     flip_left_right=False,

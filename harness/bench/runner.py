@@ -10,9 +10,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.bench.accuracy import AccuracyOptions, beyond_one_split
 from harness.errors import HarnessError, one_line
 from harness.pipeline.dataset import Dataset
 from harness.registry import BackboneSpec
+from harness.results.significance import outcomes_of, paired_tests
 from harness.schema import SCHEMA, TFLITE_FIELDS, complete_row
 from harness.workflow import Log, PipelineOptions, Progress, retrain_final_layer
 
@@ -43,6 +45,7 @@ def benchmark_backbone(
     log: Log,
     progress: Progress | None,
     versions: dict[str, str],
+    accuracy: AccuracyOptions | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Retrain, evaluate and export one backbone, then time it: its row and its details."""
     import tensorflow as tf
@@ -62,6 +65,8 @@ def benchmark_backbone(
     log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
     with tf.device(check_device(options.device)):
         throughput = time_bottlenecks(result.backbone, paths, batch_size=batch, repeats=timing.timing_repeats)
+    if hasattr(result.backbone.extract, "close"):
+        result.backbone.extract.close()  # the LiteRT interpreter is done: no idle threads while timing
     latency: dict[str, Any] = {}
     if result.export_dir is not None:
         # The exported model's own latency, batch 1, as a user would call it.
@@ -95,6 +100,7 @@ def benchmark_backbone(
         "bottleneck_phase_s": ex.seconds,
         "bottleneck_cold_img_per_s": ex.computed / ex.compute_seconds if ex.computed else None,
         "bottleneck_batch_size": throughput["batch_size"],
+        "bottleneck_runtime": result.backbone.runtime,
         "bottleneck_img_per_s": throughput["img_per_s"],
         "bottleneck_img_per_s_p90": throughput["img_per_s_p90"],
         "bottleneck_ms_per_img_p50": throughput["ms_per_img_p50"],
@@ -122,7 +128,12 @@ def benchmark_backbone(
             values[f"tflite_{variant.quantize}_{name}"] = None if meaningless else measured[name]
         values["tflite_threads"] = measured["threads"]
         tflite_details.append({k: v for k, v in measured.items() if k != "predictions" or real})
+    extra_details: dict[str, Any] = {}
+    if real:
+        extra, extra_details = beyond_one_split(result, dataset, options, accuracy or AccuracyOptions(), log)
+        values.update(extra)
     details = {
+        **extra_details,
         "classes": dataset.classes,
         "history": result.history if real else [],
         "confusion": ev.confusion if real else None,
@@ -152,6 +163,7 @@ def run_backbones(
     progress_for: Callable[[str], Progress] | None = None,
     debug: bool = False,
     failed: dict[str, str] | None = None,
+    accuracy: AccuracyOptions | None = None,
 ) -> dict[str, Any]:
     """Benchmark every spec; a failing backbone becomes a row with its error.
 
@@ -182,6 +194,7 @@ def run_backbones(
                 log=log,
                 progress=progress_for(spec.name) if progress_for else None,
                 versions=environment.get("versions", {}),
+                accuracy=accuracy,
             )
         except Exception as exc:
             if debug:
@@ -204,9 +217,11 @@ def run_backbones(
             "weights": options.weights,
             "train": options.train.as_dict(),
             "extract_batch_size": options.extract_batch_size,
+            "runtime": options.runtime,
             "cache": options.cache_dir is not None,
             "device": options.device,
             "timing": {"device": options.device, **asdict(timing)},
+            "accuracy": asdict(accuracy or AccuracyOptions()),
             "seed": options.train.seed,
         },
         "dataset": {
@@ -220,6 +235,8 @@ def run_backbones(
         },
         "rows": rows,
         "details": details,
+        # McNemar on the test images, for every pair of backbones with real weights.
+        "paired": paired_tests(outcomes_of(details)),
         # Every file not used, with why: scan skips and files that failed to decode.
         "skipped_files": [{"path": p, "reason": r} for p, r in sorted(skipped.items())],
     }

@@ -58,7 +58,7 @@ def time_bottlenecks(
         counted_seconds = 0.0
         last = time.perf_counter()
         for b, (pixels, _index) in enumerate(image_dataset(paths, backbone.spec.input_size, batch_size)):
-            backbone.features(pixels).numpy()
+            backbone.extract(pixels)
             now = time.perf_counter()
             if b >= warmup_batches:
                 n = int(pixels.shape[0])

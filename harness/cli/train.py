@@ -143,13 +143,28 @@ def print_training_result(result: Any, *, print_misclassified: bool) -> None:
 @click.option("--model", required=True, type=click.Path(path_type=Path), help="An exported model directory.")
 @click.option("--top-k", type=AT_LEAST_1, default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of text.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "tf", "litert"]),
+    default="auto",
+    show_default=True,
+    help="For a model directory: the SavedModel on TensorFlow, or its float model.tflite on "
+    "LiteRT (written by --export tflite); auto uses model.tflite when it is there.",
+)
 @click.argument("images", nargs=-1, required=True)
 @click.pass_context
-def label_cmd(ctx: click.Context, model: Path, top_k: int, as_json: bool, images: tuple[str, ...]) -> None:
+def label_cmd(
+    ctx: click.Context, model: Path, top_k: int, as_json: bool, runtime: str, images: tuple[str, ...]
+) -> None:
     """Classify IMAGES (files or folders) with an exported model, like label_image.py."""
     import_tensorflow(ctx)
     from harness.deploy.label import classify_files, collect_images, load_classifier
 
+    lite = model / "model.tflite"
+    if model.is_dir() and runtime != "tf" and lite.is_file():
+        model = lite
+    elif model.is_dir() and runtime == "litert":
+        raise HarnessError(f"no {lite}: export the model with --export tflite to label on LiteRT")
     classifier = load_classifier(model)
     files, skipped = collect_images(list(images))
     results, failed = classify_files(classifier, files, top_k)

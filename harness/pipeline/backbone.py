@@ -26,6 +26,14 @@ class Backbone:
     weights_source: str  # "random", "keras-cache", the weights file used, or the spec's family
     features: Any  # tf.function: float pixels [N, S, S, 3] in [0, 255] -> [N, feature_size]
     weights_note: str | None = None  # e.g. that the weights file is not the published one
+    #: What extraction and timing call: pixels -> NumPy features; TensorFlow's function by
+    #: default, the LiteRT interpreter with ``--runtime litert`` (see harness.pipeline.litert).
+    extract: Any = None
+    runtime: str = "tf"
+
+    def __post_init__(self) -> None:
+        if self.extract is None:
+            self.extract = lambda pixels: self.features(pixels).numpy()
 
 
 def features_of(model: FeatureModel, pixels: tf.Tensor, preprocessing: str) -> tf.Tensor:

@@ -260,10 +260,13 @@ def _checksum_ok(path: Path) -> bool:
 
 
 def backbone_cache(
-    cache_dir: str | os.PathLike[str], spec: Any, weights: str, feature_size: int
+    cache_dir: str | os.PathLike[str], spec: Any, weights: str, feature_size: int, runtime: str = "tf"
 ) -> BottleneckCache:
-    """The cache of ``spec`` with ``weights``, keyed also by how pixels are made (``tfops.PIXELS``)."""
+    """The cache of ``spec`` with ``weights``, keyed also by how pixels are made (``tfops.PIXELS``)
+    and by the runtime that made the features: LiteRT's entries are kept apart from
+    TensorFlow's (see the README), and TensorFlow's keep their old identity."""
     from harness.pipeline.tfops import PIXELS
 
-    identity = spec.cache_identity(weights, pixels=PIXELS)
+    extra = {"runtime": runtime} if runtime != "tf" else {}
+    identity = spec.cache_identity(weights, pixels=PIXELS, **extra)
     return BottleneckCache(cache_dir, spec.safe_name(), identity, feature_size)

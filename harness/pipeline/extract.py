@@ -123,7 +123,7 @@ def extract_features(
         pending: list[np.ndarray] = []
         done = 0
         for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size):
-            feats = backbone.features(pixels).numpy()
+            feats = backbone.extract(pixels)
             for i, vector in zip(index.numpy(), feats):
                 key = missing[int(i)]
                 seen.add(int(i))
