@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -45,10 +46,18 @@ def resolve_runtime(runtime: str, device: str) -> str:
 def convert_features(backbone: Backbone) -> bytes:
     """Float TFLite bytes of ``backbone.features`` (pixels ``[N, S, S, 3]`` -> features)."""
     concrete = backbone.features.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return converter.convert()
+    # No trackable object: every variable is frozen into a constant, as for the exports;
+    # absl's notice that this path is deprecated is not the user's business.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return converter.convert()
+    finally:
+        absl.setLevel(level)
 
 
 class LiteRTFeatures:

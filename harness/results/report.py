@@ -78,7 +78,8 @@ def _pairs(runs: list[dict[str, Any]], latest: dict[str, tuple[str, dict[str, An
 def _html(frame: pd.DataFrame, css: str = "") -> str | None:
     if frame.empty:
         return None
-    return frame.to_html(index=False, escape=True, na_rep="", classes=css or None)
+    shown = frame.astype(object).where(frame.notna(), "")  # None and NaN alike: an empty cell
+    return shown.to_html(index=False, escape=True, classes=css or None)
 
 
 def _md(title: str, frame: pd.DataFrame) -> list[str]:
