@@ -199,7 +199,8 @@ pipeline_options = option_group(
         default="auto",
         show_default=True,
         help="What runs the backbone for bottlenecks: TensorFlow, or the LiteRT interpreter "
-        "(XNNPACK, float; 2.5-5x faster on CPUs); auto is LiteRT on the CPU, TensorFlow on a GPU.",
+        "(XNNPACK, float; files to features 2-3x faster on CPUs); auto is LiteRT on the CPU, "
+        "TensorFlow on a GPU.",
     ),
     click.option(
         "--export",
