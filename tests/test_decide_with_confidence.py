@@ -113,3 +113,22 @@ def test_repeats_from_the_cache_reproduce_the_runs_own_accuracy_and_vary(train_t
     )
     assert rows[0]["test_accuracy"] == pytest.approx(reported, abs=0.0051)  # printed with one decimal
     assert len({r["n_test"] for r in rows} | {r["test_accuracy"] for r in rows}) > 2  # the splits differ
+
+
+def test_heads_trained_together_learn_only_from_their_own_images():
+    from harness.pipeline.train import cached_sampler, train_head, train_heads_together
+
+    (x, y), (x_test, y_test) = _features(60)
+    config = TrainConfig(steps=300, learning_rate=0.5, batch_size=30)
+    members = np.ones((3, len(y)), bool)
+    members[1, y == 2] = False  # layer 1 never sees class 2
+    members[2, ::2] = False  # layer 2 sees half the images
+    heads = train_heads_together(x, y, members, 3, config)
+    accuracy = [float(np.mean(np.argmax(h.logits(x_test), 1) == y_test)) for h in heads]
+    alone, _ = train_head(cached_sampler(x, y), x.shape[1], 3, config)
+    single = float(np.mean(np.argmax(alone.logits(x_test), 1) == y_test))
+    assert abs(accuracy[0] - single) < 0.05 and accuracy[2] > 0.8  # the same SGD, in effect
+    assert np.mean(np.argmax(heads[1].logits(x_test), 1) == 2) < 0.02  # never taught class 2
+    assert accuracy[1] < 0.7
+    again = train_heads_together(x, y, members, 3, config)
+    assert all(np.array_equal(a.weights, b.weights) for a, b in zip(heads, again))  # seeded

@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.pipeline.images import ImageFile
 from harness.pipeline.split import split_images
-from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+from harness.pipeline.train import TrainConfig, cached_sampler, train_head, train_heads_together
 
 #: Images per class of the data-efficiency curve; None is every training image.
 CURVE_SIZES: tuple[int | None, ...] = (5, 10, 20, 50, 100, None)
@@ -50,29 +50,48 @@ def repeated_splits(
         classes: Class names; an image's label indexes them.
         config: The run's training options (steps, rate, batch, seed).
         repeats: Number of splits; split 0 is the run's own.
-        first: The run's own test accuracy, if its head was trained as here (no
-            distortions): split 0 then reuses it instead of training the same head again.
+        first: The run's own test accuracy, if its head was trained on cached bottlenecks
+            (no distortions): split 0 then reuses it instead of training it again;
+            otherwise split 0 is retrained exactly as the run trains its layer.
+
+    The other splits' layers are trained together (:func:`train_heads_together`): the
+    same SGD, with batches of the run's batch size on average.
 
     Returns:
         One row per split: ``split``, ``n_train``, ``n_test``, ``test_accuracy``.
     """
     index = {c: i for i, c in enumerate(classes)}
-    rows = []
+    position = {img.file: i for i, img in enumerate(images)}
+    x = np.stack([features[img.content_hash] for img in images]).astype(np.float32)
+    y = np.array([index[img.label] for img in images])
+    planned = []  # (split, train rows, test rows)
     for k in range(repeats):
         splits = split_images(list(images), validation_percentage, testing_percentage, split_salt(k))
-        train, test = splits["training"], splits["testing"]
-        if not train or not test:
-            continue
-        if k == 0 and first is not None:
-            accuracy = first
-        else:
-            xy = [
-                (np.stack([features[i.content_hash] for i in part]), np.array([index[i.label] for i in part]))
-                for part in (train, test)
-            ]
-            accuracy = _accuracy(*xy[0], *xy[1], len(classes), config)
-        rows.append({"split": k, "n_train": len(train), "n_test": len(test), "test_accuracy": accuracy})
-    return rows
+        train = [position[i.file] for i in splits["training"]]
+        test = [position[i.file] for i in splits["testing"]]
+        if train and test:
+            planned.append((k, train, test))
+    # Split 0 is the run's own: its accuracy is known, or retrained exactly as the run
+    # trained it (distortions aside). The others are trained together.
+    accuracy: dict[int, float] = {}
+    if planned and planned[0][0] == 0:
+        _, train, test = planned[0]
+        accuracy[0] = (
+            float(first)
+            if first is not None
+            else _accuracy(x[train], y[train], x[test], y[test], len(classes), config)
+        )
+    to_train = [p for p in planned if p[0] != 0]
+    members = np.zeros((len(to_train), len(images)), bool)
+    for row, (_, train, _) in enumerate(to_train):
+        members[row, train] = True
+    heads = train_heads_together(x, y, members, len(classes), config) if to_train else []
+    for (k, _, test), head in zip(to_train, heads):
+        accuracy[k] = float(np.mean(np.argmax(head.logits(x[test]), axis=1) == y[test]))
+    return [
+        {"split": k, "n_train": len(train), "n_test": len(test), "test_accuracy": accuracy[k]}
+        for k, train, test in planned
+    ]
 
 
 def learning_curve(

@@ -134,3 +134,47 @@ def cached_sampler(features: np.ndarray, labels: np.ndarray) -> BatchSampler:
         return features[idx], labels[idx]
 
     return sample
+
+
+def train_heads_together(
+    features: np.ndarray, labels: np.ndarray, members: np.ndarray, n_classes: int, config: TrainConfig
+) -> list[Head]:
+    """Train one softmax layer per row of ``members`` (which images each may learn from), at once.
+
+    The same SGD as :func:`train_head` (initialisation, learning rate, steps), but every
+    step draws one batch from all images and each layer learns from the rows that belong
+    to it, averaged over those rows. The batch is sized so that each layer sees
+    ``config.batch_size`` rows on average (the exact number varies from step to step).
+    One product with all layers' weights side by side replaces K small ones: on 2 cores
+    nine layers cost about what two cost one after the other.
+
+    Args:
+        features: ``[N, D]`` bottlenecks of every image.
+        labels: ``[N]`` class indices.
+        members: ``[K, N]`` booleans: image n is in layer k's training set.
+        n_classes: Number of classes.
+        config: Steps, learning rate, batch size and seed.
+    """
+    n, dim = features.shape
+    k, c = len(members), n_classes
+    rng = np.random.default_rng(config.seed)
+    weights = np.clip(rng.normal(0, 0.001, (dim, k * c)), -0.002, 0.002).astype(np.float32)
+    bias = np.zeros(k * c, np.float32)
+    batch = int(np.ceil(config.batch_size * n / max(1.0, float(members.sum(1).mean()))))
+    member_of = members.T.astype(np.float32)  # [N, K]
+    rows, layers = np.arange(batch)[:, None], np.arange(k)[None, :]
+    lr = np.float32(config.learning_rate)
+    for _ in range(config.steps):
+        idx = rng.integers(0, n, batch)
+        x = features[idx]
+        probs = (x @ weights + bias).reshape(batch, k, c)
+        probs -= probs.max(axis=2, keepdims=True)
+        np.exp(probs, out=probs)
+        probs /= probs.sum(axis=2, keepdims=True)
+        probs[rows, layers, labels[idx][:, None]] -= 1.0  # now d(cross-entropy)/d(logits)
+        mine = member_of[idx]
+        probs *= (mine / np.maximum(mine.sum(axis=0), 1.0))[:, :, None]
+        grad = probs.reshape(batch, k * c)
+        weights -= lr * (grad.T @ x).T
+        bias -= lr * grad.sum(axis=0)
+    return [Head(weights[:, i * c : (i + 1) * c].copy(), bias[i * c : (i + 1) * c].copy()) for i in range(k)]
