@@ -49,9 +49,18 @@ def plain_reason(exc: BaseException) -> str:
     return text.strip() or type(exc).__name__
 
 
+#: Unicode categories that break a line or hide in it: controls (a newline), format
+#: characters, line and paragraph separators.
+CONTROL_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def is_control(char: str) -> bool:
+    return unicodedata.category(char) in CONTROL_CATEGORIES
+
+
 def printable(text: str) -> str:
     """``text`` kept on one line: control characters (a newline in a file name) escaped.
 
     Everything else, accents and other scripts included, is shown as it is.
     """
-    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    return "".join(ascii(c)[1:-1] if is_control(c) else c for c in text)

@@ -159,8 +159,9 @@ def label_cmd(
     """Classify IMAGES (files or folders) with an exported model, like label_image.py."""
     import_tensorflow(ctx)
     from harness.deploy.label import classify_files, collect_images, load_classifier
+    from harness.deploy.tflite import tflite_file_name
 
-    lite = model / "model.tflite"
+    lite = model / tflite_file_name("none")
     if model.is_dir() and runtime != "tf" and lite.is_file():
         model = lite
     elif model.is_dir() and runtime == "litert":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, is_control
 from harness.pipeline.scanindex import ScanIndex
 
 MIN_IMAGES_WARNING = 20
@@ -77,7 +77,7 @@ def _unusable_label(name: str, seen: dict[str, str]) -> str | None:
     every label after it; two names that differ only in Unicode normalisation (NFC and NFD)
     look identical and would be told apart by nobody.
     """
-    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    bad = [c for c in name if is_control(c)]
     if bad:
         return (
             f"class folder name has a control character ({ascii(bad[0])}), which labels.txt "
@@ -219,8 +219,8 @@ def _scan_class(
 ) -> int:
     """Add the images under one class ``folder`` (and its sub-folders) to ``images``.
 
-    Plain strings and ``os.scandir``, not pathlib or ``os.walk``, and the index lookup
-    inline: a warm scan of 100,000 files is this loop plus one ``stat`` per file.
+    Plain strings and ``os.scandir``, not pathlib or ``os.walk``: a warm scan of 100,000
+    files is this loop plus one ``stat`` and one index lookup per file.
     """
     found = 0
     lookup = index.lookup if index is not None else None

@@ -67,6 +67,11 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.maximum(picked, 1e-12))))
 
 
+def initial_weights(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """retrain.py's initialisation: a truncated normal of stddev 0.001."""
+    return np.clip(rng.normal(0, 0.001, shape), -0.002, 0.002).astype(np.float32)
+
+
 def train_head(
     sample: BatchSampler,
     feature_size: int,
@@ -92,9 +97,7 @@ def train_head(
         ``validation_cross_entropy``.
     """
     rng = np.random.default_rng(config.seed)
-    # retrain.py initialises with a truncated normal of stddev 0.001.
-    weights = np.clip(rng.normal(0, 0.001, (feature_size, n_classes)), -0.002, 0.002).astype(np.float32)
-    head = Head(weights=weights, bias=np.zeros(n_classes, np.float32))
+    head = Head(weights=initial_weights(rng, (feature_size, n_classes)), bias=np.zeros(n_classes, np.float32))
     history: list[dict[str, float]] = []
     lr = np.float32(config.learning_rate)
     for step in range(1, config.steps + 1):
@@ -158,7 +161,7 @@ def train_heads_together(
     n, dim = features.shape
     k, c = len(members), n_classes
     rng = np.random.default_rng(config.seed)
-    weights = np.clip(rng.normal(0, 0.001, (dim, k * c)), -0.002, 0.002).astype(np.float32)
+    weights = initial_weights(rng, (dim, k * c))
     bias = np.zeros(k * c, np.float32)
     batch = int(np.ceil(config.batch_size * n / max(1.0, float(members.sum(1).mean()))))
     member_of = members.T.astype(np.float32)  # [N, K]

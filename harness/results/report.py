@@ -75,17 +75,21 @@ def _pairs(runs: list[dict[str, Any]], latest: dict[str, tuple[str, dict[str, An
     return paired_tests(outcomes_of(details))
 
 
+def _blank(frame: pd.DataFrame) -> pd.DataFrame:
+    """None and NaN alike shown as an empty cell."""
+    return frame.astype(object).where(frame.notna(), "")
+
+
 def _html(frame: pd.DataFrame, css: str = "") -> str | None:
     if frame.empty:
         return None
-    shown = frame.astype(object).where(frame.notna(), "")  # None and NaN alike: an empty cell
-    return shown.to_html(index=False, escape=True, classes=css or None)
+    return _blank(frame).to_html(index=False, escape=True, classes=css or None)
 
 
 def _md(title: str, frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
-    return [f"## {title}", "", frame.astype(object).where(frame.notna(), "").to_markdown(index=False), ""]
+    return [f"## {title}", "", _blank(frame).to_markdown(index=False), ""]
 
 
 def render_report(
