@@ -11,66 +11,23 @@ This module imports neither TensorFlow nor pandas: the CLI reads it at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from harness.columns import Column, Table
 
 SCHEMA = "harness.run/1"
 
 #: TFLite variants harness can export; each adds :data:`TFLITE_FIELDS` columns to a row.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
-Kind = Literal["text", "int", "float"]
-Format = Literal["plain", "percent", "percent_ci", "percent_sd"]
-Table = Literal["main", "details", "deploy"]
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a result row.
-
-    Attributes:
-        name: Key in the row and the JSON/CSV header; units are in the name (``_s``, ``_mb``).
-        kind: ``text``, ``int`` or ``float``; all but text are numeric in pandas.
-        unit: Unit of the value, for readers (``img/s``, ``ms``, ``MB``, ``fraction``).
-        label: Heading in the comparison table; None keeps the column in data files only.
-        higher_is_better: Direction for ranking and plots; None where it has none.
-        group: What the column is about (``run``, ``backbone``, ``data``, ``speed``,
-            ``cache``, ``accuracy``, ``deploy``).
-        help: One line for ``--help`` and the README.
-        digits: Rounding in the comparison table.
-        fmt: ``percent`` shows a fraction as ``87.4%``; ``percent_ci`` also appends
-            ``(<name>_ci_low-<name>_ci_high)``; ``percent_sd`` reads ``<stem>_mean`` and
-            appends ``± <stem>_std`` in points.
-        table: The report's focused table that shows it (``main``: accuracy and speed,
-            ``details``: cache and timing, ``deploy``: the TFLite variants, one row each).
-        real_only: Meaningless from random weights: such rows show ``n/a``.
-        sparse: Shown in tables only when some row has a value (TFLite variants).
-        console: Part of the summary ``harness run`` prints.
-        rankable: A speed ``--speed``/``--by`` can rank by.
-        derive: Computes the value from the other values of the row when the row is
-            completed (:func:`complete_row`), for columns nobody measures directly.
-    """
-
-    name: str
-    kind: Kind = "float"
-    unit: str = ""
-    label: str | None = None
-    higher_is_better: bool | None = None
-    group: str = "run"
-    help: str = ""
-    digits: int | None = None
-    fmt: Format = "plain"
-    table: Table = "details"
-    real_only: bool = False
-    sparse: bool = False
-    console: bool = False
-    rankable: bool = False
-    derive: Callable[[dict[str, Any]], Any] | None = None
-
 
 def _params_m(row: dict[str, Any]) -> float | None:
     return None if row.get("params") is None else round(row["params"] / 1e6, 2)
+
+
+def _gain(row: dict[str, Any]) -> float | None:
+    before, after = row.get("head_only_test_accuracy"), row.get("test_accuracy")
+    return None if before is None or after is None else after - before
 
 
 C = Column
@@ -175,6 +132,47 @@ _BASE: list[Column] = [
         help="test accuracy over --repeats splits of the cached bottlenecks: mean and sd",
     ),
     C("split_accuracy_std", unit="fraction", group="accuracy"),
+    # --fine-tune: a second row per backbone, named <backbone>+ft<N>; its speed columns are
+    # the head-only row's (the same network), its accuracy, latency and exports its own.
+    C(
+        "trained",
+        "text",
+        label="trained",
+        group="training",
+        sparse=True,
+        table="main",
+        help="head (the new layer on cached bottlenecks) or head + top N layers (--fine-tune)",
+    ),
+    C("fine_tune_layers", "int", group="training", help="top layers fine-tuned, batch norms not counted"),
+    C("fine_tune_params", "int", group="training", help="parameters fine-tuned, the head's included"),
+    C("fine_tune_s", unit="s", label="fine-tune s", group="training", digits=1, table="fine_tune"),
+    C("fine_tune_epochs", "int", label="epochs", group="training", table="fine_tune"),
+    C("fine_tune_best_epoch", "int", label="kept epoch", group="training", table="fine_tune"),
+    C("fine_tune_stopped", "text", label="stopped by", group="training", table="fine_tune"),
+    C("head_only_test_accuracy", unit="fraction", label="head-only acc", fmt="percent", table="fine_tune"),
+    C(
+        "fine_tune_gain",
+        unit="fraction",
+        label="gain",
+        higher_is_better=True,
+        group="training",
+        fmt="percent",
+        table="fine_tune",
+        derive=_gain,
+        help="test accuracy fine-tuned minus head-only, on the same test images",
+    ),
+    C("head_only_only_right", "int", label="only head-only right", group="training", table="fine_tune"),
+    C("fine_tuned_only_right", "int", label="only fine-tuned right", group="training", table="fine_tune"),
+    C(
+        "head_only_p_value",
+        unit="p",
+        label="McNemar p",
+        group="training",
+        digits=3,
+        table="fine_tune",
+        help="McNemar's exact test of fine-tuned against head-only on the test images",
+    ),
+    C("head_only_latency_ms_p50", unit="ms", label="head-only ms p50", digits=1, table="fine_tune"),
 ]
 
 

@@ -19,6 +19,16 @@ class AccuracyOptions:
     curve_draws: int = 3  # random draws per size of the curve
 
 
+def test_outcomes(result: Any, dataset: Dataset) -> dict[str, list[Any]]:
+    """Which test images the model got right: ``images`` (relative paths) and ``correct`` (0/1)."""
+    index = {c: i for i, c in enumerate(dataset.classes)}
+    test = result.images["testing"]
+    return {
+        "images": [str(img.path.relative_to(dataset.images.root)) for img in test],
+        "correct": [int(p == index[img.label]) for p, img in zip(result.evaluation.predictions, test)],
+    }
+
+
 def beyond_one_split(
     result: Any, dataset: Dataset, options: PipelineOptions, accuracy: AccuracyOptions, log: Log
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -28,13 +38,8 @@ def beyond_one_split(
     from harness.pipeline.resample import learning_curve, repeated_splits
 
     index = {c: i for i, c in enumerate(dataset.classes)}
-    test = result.images["testing"]
-    outcomes = {
-        "images": [str(img.path.relative_to(dataset.images.root)) for img in test],
-        "correct": [int(p == index[img.label]) for p, img in zip(result.evaluation.predictions, test)],
-    }
     values: dict[str, Any] = {}
-    details: dict[str, Any] = {"test_outcomes": outcomes}
+    details: dict[str, Any] = {"test_outcomes": test_outcomes(result, dataset)}
     if accuracy.repeats > 1 or accuracy.learning_curve:
         if options.augmentation.enabled:
             log("repeated splits and the learning curve train on cached bottlenecks, without distortions")

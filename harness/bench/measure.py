@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.bench.timing import time_calls
-from harness.workflow import Log, Retrained
+from harness.schema import TFLITE_FIELDS
+from harness.workflow import Log, PipelineOptions, Retrained
 
 
 def saved_model_size_mb(path: Path) -> float:
@@ -69,3 +71,49 @@ def tflite_latency(result: Retrained, *, runs: int, log: Log) -> list[dict[str, 
             + (f", bias correction on {v.bias_corrected_layers} layers" if v.bias_corrected_layers else "")
         )
     return out
+
+
+def accuracy_values(result: Retrained, real: bool) -> dict[str, Any]:
+    """Validation and test accuracy with its interval; none from random weights, where
+    accuracy means nothing and is not recorded as a result."""
+    ev = result.evaluation
+    validation = result.metadata.get("validation_accuracy")
+    return {
+        "validation_accuracy": validation if real else None,
+        "test_accuracy": ev.accuracy if real else None,
+        "test_accuracy_ci_low": ev.ci95[0] if real else None,
+        "test_accuracy_ci_high": ev.ci95[1] if real else None,
+    }
+
+
+def measure_exports(
+    result: Retrained, sample_file: str, options: PipelineOptions, runs: int, log: Log
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The exported SavedModel's size and batch-1 latency, and each TFLite variant's figures.
+
+    Returns:
+        Row values, one detail record per TFLite variant, and the SavedModel's latency.
+    """
+    real = options.weights != "random"
+    latency: dict[str, Any] = {}
+    if result.export_dir is not None:
+        # The exported model's own latency, batch 1, as a user would call it.
+        latency = saved_model_latency(result.export_dir, sample_file, runs=runs, device=options.device)
+    tflite_times = {t["quantize"]: t for t in tflite_latency(result, runs=runs, log=log)}
+    values: dict[str, Any] = {
+        "model_size_mb": saved_model_size_mb(result.export_dir) if result.export_dir else None,
+        "export_s": result.export_seconds,
+        "model_load_s": latency.get("load_s"),
+        "latency_ms_first": latency.get("first_ms"),
+        "latency_ms_p50": latency.get("p50"),
+        "latency_ms_p90": latency.get("p90"),
+    }
+    tflite_details = []
+    for variant in result.tflite:
+        measured = {**asdict(variant), **tflite_times[variant.quantize], "path": str(variant.path)}
+        for name in TFLITE_FIELDS:
+            meaningless = not real and name in ("test_accuracy", "agreement")
+            values[f"tflite_{variant.quantize}_{name}"] = None if meaningless else measured[name]
+        values["tflite_threads"] = measured["threads"]
+        tflite_details.append({k: v for k, v in measured.items() if k != "predictions" or real})
+    return values, tflite_details, latency

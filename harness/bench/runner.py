@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.accuracy import AccuracyOptions, beyond_one_split
+from harness.bench.measure import accuracy_values, measure_exports
 from harness.errors import HarnessError, one_line
 from harness.pipeline.dataset import Dataset
 from harness.registry import BackboneSpec
 from harness.results.significance import outcomes_of, paired_tests
-from harness.schema import SCHEMA, TFLITE_FIELDS, complete_row
+from harness.schema import SCHEMA, complete_row
 from harness.workflow import Log, PipelineOptions, Progress, retrain_final_layer
 
 
@@ -46,11 +47,11 @@ def benchmark_backbone(
     progress: Progress | None,
     versions: dict[str, str],
     accuracy: AccuracyOptions | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Retrain, evaluate and export one backbone, then time it: its row and its details."""
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Retrain, evaluate and export one backbone, then time it: its row and its details,
+    then those of its fine-tuned model with ``options.fine_tune``."""
     import tensorflow as tf
 
-    from harness.bench.measure import saved_model_latency, saved_model_size_mb, tflite_latency
     from harness.bench.timing import time_bottlenecks
     from harness.pipeline.backbone import check_device
 
@@ -67,13 +68,6 @@ def benchmark_backbone(
         throughput = time_bottlenecks(result.backbone, paths, batch_size=batch, repeats=timing.timing_repeats)
     if hasattr(result.backbone.extract, "close"):
         result.backbone.extract.close()  # the LiteRT interpreter is done: no idle threads while timing
-    latency: dict[str, Any] = {}
-    if result.export_dir is not None:
-        # The exported model's own latency, batch 1, as a user would call it.
-        latency = saved_model_latency(
-            result.export_dir, paths[0], runs=timing.latency_runs, device=options.device
-        )
-    tflite_times = {t["quantize"]: t for t in tflite_latency(result, runs=timing.latency_runs, log=log)}
     ev = result.evaluation
     real = options.weights != "random"
     phase = "cold" if ex.cached == 0 else "warm" if ex.computed == 0 else "mixed"
@@ -87,7 +81,6 @@ def benchmark_backbone(
         "input_size": spec.input_size,
         "feature_size": result.backbone.feature_size,
         "params": result.backbone.params,
-        "model_size_mb": saved_model_size_mb(result.export_dir) if result.export_dir else None,
         "n_classes": len(dataset.classes),
         "n_train": result.splits_used["training"],
         "n_validation": result.splits_used["validation"],
@@ -107,31 +100,15 @@ def benchmark_backbone(
         "bottleneck_ms_per_img_p90": throughput["ms_per_img_p90"],
         "bottleneck_spread": throughput["spread"],
         "train_s": result.train_seconds,
-        "export_s": result.export_seconds,
-        "model_load_s": latency.get("load_s"),
-        "latency_ms_first": latency.get("first_ms"),
-        "latency_ms_p50": latency.get("p50"),
-        "latency_ms_p90": latency.get("p90"),
-        # Accuracy from random weights means nothing: it is not recorded as a result.
-        "validation_accuracy": result.history[-1].get("validation_accuracy")
-        if real and result.history
-        else None,
-        "test_accuracy": ev.accuracy if real else None,
-        "test_accuracy_ci_low": ev.ci95[0] if real else None,
-        "test_accuracy_ci_high": ev.ci95[1] if real else None,
     }
-    tflite_details = []
-    for variant in result.tflite:
-        measured = {**asdict(variant), **tflite_times[variant.quantize], "path": str(variant.path)}
-        for name in TFLITE_FIELDS:
-            meaningless = not real and name in ("test_accuracy", "agreement")
-            values[f"tflite_{variant.quantize}_{name}"] = None if meaningless else measured[name]
-        values["tflite_threads"] = measured["threads"]
-        tflite_details.append({k: v for k, v in measured.items() if k != "predictions" or real})
+    exports, tflite_details, latency = measure_exports(result, paths[0], options, timing.latency_runs, log)
+    values |= exports | accuracy_values(result, real)
     extra_details: dict[str, Any] = {}
     if real:
         extra, extra_details = beyond_one_split(result, dataset, options, accuracy or AccuracyOptions(), log)
         values.update(extra)
+    if options.fine_tune is not None:
+        values["trained"] = "head"
     details = {
         **extra_details,
         "classes": dataset.classes,
@@ -144,7 +121,30 @@ def benchmark_backbone(
         "export_dir": str(result.export_dir) if result.export_dir else None,
         "tflite": tflite_details,
     }
-    return complete_row(values), details
+    rows = [(complete_row(values), details)]
+    if options.fine_tune is not None:
+        from harness.bench.fine_tuned import benchmark_fine_tuned, fine_tuned_name
+
+        try:
+            rows.append(
+                benchmark_fine_tuned(
+                    result,
+                    rows[0][0],
+                    details,
+                    dataset,
+                    options,
+                    model_dir,
+                    sample_file=paths[0],
+                    latency_runs=timing.latency_runs,
+                    log=log,
+                    progress=progress,
+                )
+            )
+        except HarnessError as exc:  # the head-only row stands; the fine-tuned one says why not
+            name = fine_tuned_name(spec.name, options)
+            log(f"{name}: FAILED: {one_line(exc)}")
+            rows.append((error_row(name, run_id, options.device, options.weights, one_line(exc)), {}))
+    return rows
 
 
 def error_row(spec_name: str, run_id: str, device: str, weights: str, error: str) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def run_backbones(
         try:
             if spec.name in failed:
                 raise HarnessError(failed[spec.name])
-            row, detail = benchmark_backbone(
+            measured = benchmark_backbone(
                 spec,
                 dataset,
                 options,
@@ -201,9 +201,10 @@ def run_backbones(
                 raise
             message = one_line(exc)
             log(f"{spec.name}: FAILED: {message}")
-            row, detail = error_row(spec.name, run_id, options.device, options.weights, message), {}
-        rows.append(row)
-        details[spec.name] = detail
+            measured = [(error_row(spec.name, run_id, options.device, options.weights, message), {})]
+        for row, detail in measured:
+            rows.append(row)
+            details[row["backbone"]] = detail
         _release_memory()
     skipped = {path: reason for path, reason in dataset.images.skipped}
     for detail in details.values():
@@ -222,6 +223,7 @@ def run_backbones(
             "device": options.device,
             "timing": {"device": options.device, **asdict(timing)},
             "accuracy": asdict(accuracy or AccuracyOptions()),
+            "fine_tune": asdict(options.fine_tune) if options.fine_tune else None,
             "seed": options.train.seed,
         },
         "dataset": {

@@ -9,6 +9,7 @@ import click
 
 from harness.cli.app import cli, import_tensorflow
 from harness.cli.console import ProgressBars, echo, table
+from harness.cli.finetune import fine_tune_options
 from harness.cli.options import (
     DEFAULT_BACKBONE,
     data_options,
@@ -36,6 +37,7 @@ from harness.schema import console_columns
 )
 @input_size_option
 @pipeline_options
+@fine_tune_options
 @timing_options
 @results_dir_option
 @click.option(
@@ -78,6 +80,7 @@ def run_cmd(
     backbone_names: list[str],
     input_size: int | None,
     options: Any,
+    fine_tune: Any,
     timing: Any,
     results_dir: Path,
     report_dir: Path | None,
@@ -87,6 +90,8 @@ def run_cmd(
     min_accuracy: float,
 ) -> None:
     """Benchmark several backbones and write a comparison report."""
+    import dataclasses
+
     import_tensorflow(ctx)
     from harness.bench.accuracy import AccuracyOptions
     from harness.bench.envinfo import environment
@@ -94,6 +99,7 @@ def run_cmd(
     from harness.results.report import render_report
     from harness.results.store import runs_dir, save_run
 
+    options = dataclasses.replace(options, fine_tune=fine_tune)
     specs = registry.match(backbone_names, input_size=input_size)
     dataset, missing = preflight(
         specs, options, data, runs_dir(results_dir), models_dir, report_dir or results_dir

@@ -146,3 +146,28 @@ def learning_curves(curves: dict[str, list[dict[str, Any]]], n_classes: int) -> 
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def fine_tune_curves(histories: dict[str, list[dict[str, Any]]]) -> bytes | None:
+    """Validation accuracy per fine-tuning epoch, one line per model; epoch 0 is head-only
+    and the kept epoch is ringed."""
+    histories = {name: h for name, h in histories.items() if h}
+    if not histories:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, history in histories.items():
+        h = pd.DataFrame(history)
+        (line,) = ax.plot(h["epoch"], h["validation_accuracy"] * 100, marker="o", label=_text(name))
+        best = h.loc[h["validation_accuracy"].idxmax()]
+        ax.scatter(
+            [best["epoch"]],
+            [best["validation_accuracy"] * 100],
+            s=140,
+            facecolors="none",
+            edgecolors=line.get_color(),
+        )
+    ax.set_xlabel("fine-tuning epoch (0: the head-only model)")
+    ax.set_ylabel("validation accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

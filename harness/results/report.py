@@ -28,6 +28,7 @@ from harness.results.tables import (
     curve_frame,
     deployment_frame,
     display_frame,
+    fine_tune_frame,
     paired_frame,
     splits_frame,
 )
@@ -154,6 +155,7 @@ def render_report(
         "paired": paired_frame(pairs),
         "splits": splits_frame(details),
         "curve": curve_frame(details),
+        "fine_tune": fine_tune_frame(frame),
         "deploy": deployment_frame(frame),
         "details": display_frame(frame, table="details"),
     }
@@ -183,6 +185,9 @@ def render_report(
             speedup_table=speedup_table,
             scatter=_b64(plots.accuracy_vs_speed(frame, speed, split_scores)),
             learning=_b64(plots.learning_curves(learning, n_classes)),
+            fine_tune=_b64(
+                plots.fine_tune_curves({n: d.get("fine_tune_history") for n, d in details.items()})
+            ),
             curves=curves,
             confusions=confusions,
             skipped=_skipped_files(runs),
@@ -200,6 +205,7 @@ def render_report(
             "",
             *_md("Paired comparison on the same test images (McNemar, exact)", tables["paired"]),
             *_md("Test accuracy over repeated splits", tables["splits"]),
+            *_md("Fine-tuning against head-only", tables["fine_tune"]),
             *_md("Data efficiency: mean test accuracy by training images per class", tables["curve"]),
             *_md("Deployment variants (TFLite)", tables["deploy"]),
             *_md("Cache and timing details", tables["details"]),

@@ -52,6 +52,36 @@ def deployment_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+#: The fine-tuning table: accuracy first, then what it cost.
+FINE_TUNE_COLUMNS = (
+    "backbone",
+    "device",
+    "head_only_test_accuracy",
+    "test_accuracy",
+    "fine_tune_gain",
+    "head_only_only_right",
+    "fine_tuned_only_right",
+    "head_only_p_value",
+    "fine_tune_s",
+    "fine_tune_epochs",
+    "fine_tune_best_epoch",
+    "fine_tune_stopped",
+    "head_only_latency_ms_p50",
+    "latency_ms_p50",
+)
+
+
+def fine_tune_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per fine-tuned model: its accuracy against its head-only model's, what it cost."""
+    if "fine_tune_s" not in frame:
+        return pd.DataFrame()
+    tuned = frame[frame["fine_tune_s"].notna()]
+    if tuned.empty:
+        return pd.DataFrame()
+    columns = by_name()
+    return display_frame(tuned, [columns[name] for name in FINE_TUNE_COLUMNS])
+
+
 def paired_frame(pairs: list[dict[str, Any]]) -> pd.DataFrame:
     """McNemar's exact test for each pair of backbones on their common test images."""
     rows = [

@@ -14,69 +14,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from harness.deploy.exports import GraphdefExport
 from harness.errors import HarnessError, printable
 from harness.pipeline.dataset import Dataset
-from harness.pipeline.images import ImageFile
-from harness.pipeline.train import Augmentation, TrainConfig
 from harness.registry import BackboneSpec
+from harness.workflow.deliver import evaluate_and_export, relative
+from harness.workflow.options import Log, PipelineOptions, Progress, Retrained
 
-Log = Callable[[str], None]
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    """Options shared by every backbone of a run."""
-
-    weights: str = "imagenet"
-    weights_dir: str | None = None
-    cache_dir: str | None = None  # None: no cache at all
-    train: TrainConfig = field(default_factory=TrainConfig)
-    device: str = "cpu"
-    extract_batch_size: int = 16  # see harness.pipeline.extract.default_extract_batch_size
-    runtime: str = "auto"  # bottlenecks on tf, litert, or auto (litert on a CPU)
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
-    graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
-    summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
-
-    def for_backbone(self, spec: BackboneSpec) -> PipelineOptions:
-        """These options for one backbone of several: its own TensorBoard run folder."""
-        if self.summaries_dir is None:
-            return self
-        return replace(self, summaries_dir=str(Path(self.summaries_dir) / spec.safe_name()))
-
-
-@dataclass
-class Retrained:
-    """What retraining the final layer on one backbone produced."""
-
-    spec: BackboneSpec
-    backbone: Any  # harness.pipeline.backbone.Backbone
-    head: Any  # harness.pipeline.train.Head
-    history: list[dict[str, float]]
-    evaluation: Any  # harness.pipeline.evaluate.Evaluation
-    extraction: Any  # harness.pipeline.extract.Extraction
-    failed_images: list[tuple[str, str]]
-    splits_used: dict[str, int]
-    images: dict[str, list[ImageFile]]  # the split, less images that failed to decode
-    train_seconds: float
-    export_seconds: float | None
-    export_dir: Path | None
-    metadata: dict[str, Any]
-    tflite: list[Any] = field(default_factory=list)  # harness.deploy.tflite.TFLiteVariant
-    graphdef: tuple[Path, Path] | None = None  # output_graph.pb, output_labels.txt
-
-
-def _relative(dataset: Dataset, img: ImageFile) -> str:
-    return str(img.path.relative_to(dataset.images.root))
+__all__ = ["Log", "PipelineOptions", "Progress", "Retrained", "log_step_line", "retrain_final_layer"]
 
 
 def retrain_final_layer(
@@ -136,7 +83,6 @@ def _retrain(
     from harness.pipeline.augment import distorted_sampler
     from harness.pipeline.backbone import load_backbone
     from harness.pipeline.cache import backbone_cache
-    from harness.pipeline.evaluate import evaluate
     from harness.pipeline.extract import extract_features
     from harness.pipeline.litert import resolve_runtime, with_litert
     from harness.pipeline.train import cached_sampler, train_head
@@ -169,7 +115,7 @@ def _retrain(
         f"{extraction.computed} computed in {extraction.seconds:.1f}s"
     )
     failed = [
-        (_relative(dataset, img), extraction.failed[img.content_hash])
+        (relative(dataset, img), extraction.failed[img.content_hash])
         for img in dataset.images.images
         if img.content_hash in extraction.failed
     ]
@@ -229,14 +175,6 @@ def _retrain(
         if summaries is not None:
             summaries.close()
     train_seconds = time.perf_counter() - start
-    test_imgs = splits["testing"]
-    evaluation = evaluate(
-        head.probabilities(x["testing"]) if len(test_imgs) else np.zeros((0, len(dataset.classes))),
-        y["testing"],
-        dataset.classes,
-        [_relative(dataset, i) for i in test_imgs],
-    )
-    sizes = {k: len(v) for k, v in splits.items()}
     metadata = {
         "backbone": spec.name,
         "weights": options.weights,
@@ -245,56 +183,28 @@ def _retrain(
         "feature_size": backbone.feature_size,
         "bottleneck_runtime": backbone.runtime,
         "params": backbone.params,
-        "split_sizes": sizes,
+        "split_sizes": {k: len(v) for k, v in splits.items()},
         "dataset_fingerprint": dataset.fingerprint,
         "train": options.train.as_dict(),
         "augmentation": vars(augmentation),
-        "test_accuracy": evaluation.accuracy,
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "versions": versions,
     }
-    export_dir = export_seconds = None
-    if output_dir is not None:
-        from harness.pipeline.export import export_model
-
-        start = time.perf_counter()
-        export_dir = export_model(backbone, head, dataset.classes, output_dir, metadata)
-        export_seconds = time.perf_counter() - start
-    tflite: list[Any] = []
-    if options.tflite and export_dir is not None:
-        from harness.deploy.exports import export_tflite_variants
-
-        tflite = export_tflite_variants(
-            backbone,
-            head,
-            dataset.classes,
-            export_dir,
-            options.tflite,
-            train_paths=[img.path for img in splits["training"]],
-            test_paths=[img.path for img in splits["testing"]],
-            test_labels=y["testing"],
-            reference=np.asarray(evaluation.predictions),
-            seed=options.train.seed,
-        )
-    graphdef = None
-    if options.graphdef is not None:
-        from harness.deploy.exports import export_frozen_graph
-
-        graphdef = export_frozen_graph(backbone, head, dataset.classes, options.graphdef, export_dir)
+    done = evaluate_and_export(backbone, head, dataset, splits, x["testing"], options, output_dir, metadata)
     return Retrained(
         spec=spec,
         backbone=backbone,
         head=head,
         history=history,
-        evaluation=evaluation,
+        evaluation=done.evaluation,
         extraction=extraction,
         failed_images=failed,
-        splits_used=sizes,
+        splits_used={k: len(v) for k, v in splits.items()},
         images=splits,
         train_seconds=train_seconds,
-        export_seconds=export_seconds,
-        export_dir=export_dir,
-        metadata=metadata,
-        tflite=tflite,
-        graphdef=graphdef,
+        export_seconds=done.export_seconds,
+        export_dir=done.export_dir,
+        metadata=done.metadata,
+        tflite=done.tflite,
+        graphdef=done.graphdef,
     )
