@@ -32,7 +32,7 @@ def _fine_tuned(spec, photos, tmp_path, seed=0, **config):
     from harness.workflow.fine_tune import fine_tune_retrained
 
     dataset, options, head_only = _retrained(spec, photos, tmp_path, seed)
-    config = {"layers": 1, "epochs": 3, "learning_rate": 0.5, "patience": 5, **config}
+    config = {"layers": 1, "epochs": 3, "learning_rate": 0.05, "patience": 5, **config}
     options = replace(options, fine_tune=FineTuneConfig(**config))
     return head_only, fine_tune_retrained(head_only, dataset, options, None)
 
@@ -139,7 +139,7 @@ def test_ctrl_c_keeps_the_best_weights_so_far_and_says_so(tiny_backbone, small_f
         head_only.head,
         split("training"),
         split("validation"),
-        FineTuneConfig(layers=1, epochs=5, learning_rate=0.5, patience=5, batch_size=4),
+        FineTuneConfig(layers=1, epochs=5, learning_rate=0.05, patience=5, batch_size=4),
         log=lines.append,
         progress=progress,
     )

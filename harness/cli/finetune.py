@@ -70,9 +70,9 @@ fine_tune_options = option_group(
     click.option(
         "--fine-tune-learning-rate",
         type=click.FloatRange(min=0, min_open=True),
-        default=1e-4,
+        default=1e-5,
         show_default=True,
-        help="SGD learning rate (momentum 0.9) for fine-tuning.",
+        help="Adam learning rate for fine-tuning (small: the backbone is already trained).",
     ),
     click.option("--fine-tune-batch-size", type=AT_LEAST_1, default=32, show_default=True),
     click.option(

@@ -2,12 +2,12 @@
 backbone end to end on the images (TF Hub's ``make_image_classifier --do_fine_tuning``,
 Model Maker's ``train_whole_model``).
 
-The loop is plain TensorFlow on the backbone's own model: SGD with momentum at a small
-learning rate, the backbone called with ``training=False`` so batch norm keeps its
-ImageNet statistics (its scale and offset still learn), images decoded on the fly with
-the run's distortions, early stopping on validation accuracy with the best weights kept.
-Validation accuracy before the first epoch (the head-only model) counts as a candidate:
-fine-tuning that never beats it hands back the head-only weights, and says so.
+The loop is plain TensorFlow on the backbone's own model: Adam at a small learning rate,
+the backbone called with ``training=False`` so batch norm keeps its ImageNet statistics
+(its scale and offset still learn), images decoded on the fly with the run's distortions,
+early stopping on validation accuracy with the best weights kept. Validation accuracy
+before the first epoch (the head-only model) counts as a candidate: fine-tuning that never
+beats it hands back the head-only weights, and says so.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class FineTuneConfig:
 
     layers: int | None  # top layers with weights to train (batch norms not counted); None: all
     epochs: int = 10  # at most; early stopping usually ends sooner
-    learning_rate: float = 0.001
-    momentum: float = 0.9
+    learning_rate: float = 1e-5
+    beta_1: float = 0.9  # Adam's moment decays, as Keras defaults them
+    beta_2: float = 0.999
     batch_size: int = 32
     patience: int = 2  # epochs without a better validation accuracy before stopping
     seed: int = 0
@@ -122,8 +123,7 @@ def fine_tune(
     weights = tf.Variable(head.weights, name="head_weights")
     bias = tf.Variable(head.bias, name="head_bias")
     variables += [weights, bias]
-    velocity = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-    lr, momentum = tf.constant(config.learning_rate, tf.float32), tf.constant(config.momentum, tf.float32)
+    adam = _Adam(variables, config)
 
     def logits_of(pixels: tf.Tensor) -> tf.Tensor:
         return features_of(model, pixels, spec.preprocessing) @ weights + bias
@@ -135,9 +135,7 @@ def fine_tune(
             tape.watch(variables)
             logits = logits_of(pixels)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        for var, vel, grad in zip(variables, velocity, tape.gradient(loss, variables)):
-            vel.assign(momentum * vel + grad)
-            var.assign_sub(lr * vel)
+        adam.apply(tape.gradient(loss, variables))
         return loss, tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == labels, tf.int32))
 
     predict = tf.function(lambda pixels: tf.argmax(logits_of(pixels), 1), reduce_retracing=True)
@@ -211,6 +209,32 @@ def fine_tune(
     if result.best_epoch == 0:
         log("fine-tuning never beat the head-only validation accuracy: kept the head-only weights")
     return result
+
+
+class _Adam:
+    """Adam, as ``keras.optimizers.Adam`` computes it (epsilon 1e-7).
+
+    Adam, not SGD: with batch norm frozen, a convolution's gradient is scaled by its
+    batch norm's ``gamma / sqrt(variance)``, which spans orders of magnitude across
+    MobileNet's layers; one SGD rate either moves nothing or wrecks the depthwise layers
+    (measured on mobilenet_v1_025: validation accuracy fell from 83% to 33% in one epoch at
+    SGD 0.001 with momentum). Adam scales each parameter's step by its own gradient size.
+    """
+
+    def __init__(self, variables: list[tf.Variable], config: FineTuneConfig) -> None:
+        self.variables = variables
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.step = tf.Variable(0.0, trainable=False)
+        self.lr, self.b1, self.b2 = config.learning_rate, config.beta_1, config.beta_2
+
+    def apply(self, grads: list[tf.Tensor]) -> None:
+        self.step.assign_add(1.0)
+        rate = self.lr * tf.sqrt(1.0 - self.b2**self.step) / (1.0 - self.b1**self.step)
+        for var, m, v, g in zip(self.variables, self.m, self.v, grads):
+            m.assign(self.b1 * m + (1.0 - self.b1) * g)
+            v.assign(self.b2 * v + (1.0 - self.b2) * tf.square(g))
+            var.assign_sub(rate * m / (tf.sqrt(v) + 1e-7))
 
 
 def _tf_variable(variable: Any) -> tf.Variable:
