@@ -8,7 +8,7 @@ from typing import Any
 from harness.bench.accuracy import test_outcomes
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.pipeline.dataset import Dataset
-from harness.results.significance import mcnemar_exact
+from harness.results.significance import mcnemar_counts
 from harness.schema import complete_row
 from harness.workflow import Log, PipelineOptions, Progress, Retrained
 
@@ -86,13 +86,12 @@ def benchmark_fine_tuned(
         details["test_outcomes"] = outcomes = test_outcomes(tuned, dataset)
         before = dict(zip(*head_details["test_outcomes"].values()))
         after = dict(zip(*outcomes.values()))
-        common = before.keys() & after.keys()
-        head_right = sum(before[i] and not after[i] for i in common)
-        tuned_right = sum(after[i] and not before[i] for i in common)
+        common = sorted(before.keys() & after.keys())
+        head_right, tuned_right, p = mcnemar_counts([before[i] for i in common], [after[i] for i in common])
         values |= {
             "head_only_test_accuracy": head_row.get("test_accuracy"),
             "head_only_only_right": head_right,
             "fine_tuned_only_right": tuned_right,
-            "head_only_p_value": mcnemar_exact(head_right, tuned_right),
+            "head_only_p_value": p,
         }
     return complete_row(values), details

@@ -47,6 +47,7 @@ def benchmark_backbone(
     progress: Progress | None,
     versions: dict[str, str],
     accuracy: AccuracyOptions | None = None,
+    debug: bool = False,
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Retrain, evaluate and export one backbone, then time it: its row and its details,
     then those of its fine-tuned model with ``options.fine_tune``."""
@@ -140,7 +141,9 @@ def benchmark_backbone(
                     progress=progress,
                 )
             )
-        except HarnessError as exc:  # the head-only row stands; the fine-tuned one says why not
+        except Exception as exc:  # the head-only row stands; the fine-tuned one says why not
+            if debug:
+                raise
             name = fine_tuned_name(spec.name, options)
             log(f"{name}: FAILED: {one_line(exc)}")
             rows.append((error_row(name, run_id, options.device, options.weights, one_line(exc)), {}))
@@ -195,6 +198,7 @@ def run_backbones(
                 progress=progress_for(spec.name) if progress_for else None,
                 versions=environment.get("versions", {}),
                 accuracy=accuracy,
+                debug=debug,
             )
         except Exception as exc:
             if debug:

@@ -10,6 +10,7 @@ import click
 
 from harness.cli.app import cli, import_tensorflow
 from harness.cli.console import ProgressBars, echo, table, warn
+from harness.cli.finetune import fine_tune_options
 from harness.cli.options import (
     AT_LEAST_1,
     DEFAULT_BACKBONE,
@@ -60,6 +61,7 @@ def _aliases_text(aliases: tuple[str, ...]) -> str:
 @click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name or hub:HANDLE.")
 @input_size_option
 @pipeline_options
+@fine_tune_options
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -75,10 +77,16 @@ def train_cmd(
     backbone: str,
     input_size: int | None,
     options: Any,
+    fine_tune: Any,
     output_dir: Path,
     print_misclassified: bool,
 ) -> None:
-    """Retrain a final layer on one backbone, evaluate it and export it."""
+    """Retrain a final layer on one backbone, evaluate it and export it.
+
+    With --fine-tune, the fine-tuned model goes to OUTPUT_DIR+ftN beside the head-only one.
+    """
+    import dataclasses
+
     import_tensorflow(ctx)
     from harness.bench.envinfo import versions
     from harness.bench.measure import tflite_latency
@@ -86,6 +94,7 @@ def train_cmd(
     from harness.workflow import retrain_final_layer
 
     spec = registry.get(backbone, input_size=input_size)
+    options = dataclasses.replace(options, fine_tune=fine_tune)
     dataset, _ = preflight([spec], options, data, output_dir.parent)
     if backbone.endswith(QUANTIZED_SUFFIX):
         options = with_quantized_export(options, backbone, echo)
@@ -99,6 +108,37 @@ def train_cmd(
         bars.close()
     tflite_latency(result, runs=TimingOptions().latency_runs, log=echo)
     print_training_result(result, print_misclassified=print_misclassified)
+    if fine_tune is not None:
+        fine_tune_and_report(result, dataset, options, output_dir, print_misclassified)
+
+
+def fine_tune_and_report(
+    result: Any, dataset: Any, options: Any, output_dir: Path, print_misclassified: bool
+) -> None:
+    """``harness train --fine-tune``: the fine-tuned model, exported and compared with head-only."""
+    from harness.bench.accuracy import test_outcomes
+    from harness.bench.measure import tflite_latency
+    from harness.bench.runner import TimingOptions
+    from harness.results.significance import mcnemar_counts
+    from harness.workflow.fine_tune import fine_tune_retrained
+
+    target = output_dir.with_name(f"{output_dir.name}+{options.fine_tune.tag}")
+    bars = ProgressBars(result.spec.name)
+    try:
+        tuned = fine_tune_retrained(result, dataset, options, target, log=echo, progress=bars)
+    finally:
+        bars.close()
+    tflite_latency(tuned, runs=TimingOptions().latency_runs, log=echo)
+    ft = tuned.fine_tuned
+    echo(f"fine-tuned model ({ft.stopped}, kept epoch {ft.best_epoch}) in {target}:")
+    print_training_result(tuned, print_misclassified=print_misclassified)
+    head_only, fine_tuned, p = mcnemar_counts(
+        test_outcomes(result, dataset)["correct"], test_outcomes(tuned, dataset)["correct"]
+    )
+    echo(
+        f"against head-only {result.evaluation.accuracy:.1%}: only head-only right on {head_only}, "
+        f"only fine-tuned right on {fine_tuned} test images, McNemar p = {p:.3g}"
+    )
 
 
 def print_training_result(result: Any, *, print_misclassified: bool) -> None:

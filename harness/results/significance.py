@@ -22,6 +22,13 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail / 2**n)
 
 
+def mcnemar_counts(a_correct: list[bool], b_correct: list[bool]) -> tuple[int, int, float]:
+    """Two models' right/wrong on the same images: (only a right, only b right, exact p)."""
+    a_only = sum(bool(a) and not b for a, b in zip(a_correct, b_correct))
+    b_only = sum(bool(b) and not a for a, b in zip(a_correct, b_correct))
+    return a_only, b_only, mcnemar_exact(a_only, b_only)
+
+
 def paired_tests(outcomes: dict[str, dict[str, bool]]) -> list[dict[str, Any]]:
     """McNemar for every pair of backbones on the test images both were scored on.
 
