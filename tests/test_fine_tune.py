@@ -211,3 +211,13 @@ def test_fine_tune_rejects_a_bad_layer_count(value, small_flowers):
     result = CliRunner().invoke(cli, ["run", "--image-dir", str(small_flowers), "--fine-tune", value])
     assert result.exit_code == 2
     assert "give a number of layers (1 or more) or 'all'" in result.output
+
+
+def test_train_with_fine_tune_exports_both_models_and_compares_them(train_tiny, small_flowers, tmp_path):
+    out = tmp_path / "model"
+    result = train_tiny(small_flowers, out, "--steps", "100", "--fine-tune", "1", "--fine-tune-epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert (out / "saved_model.pb").is_file() and (tmp_path / "model+ft1" / "saved_model.pb").is_file()
+    meta = json.loads((tmp_path / "model+ft1" / "harness.json").read_text())
+    assert meta["fine_tune"]["layers"] == 1 and meta["fine_tune"]["layers_trained"]
+    assert "fine-tuned model (" in result.output and "McNemar p = " in result.output
