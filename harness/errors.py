@@ -64,3 +64,7 @@ def printable(text: str) -> str:
     Everything else, accents and other scripts included, is shown as it is.
     """
     return "".join(ascii(c)[1:-1] if is_control(c) else c for c in text)
+
+
+#: What ``--ray`` says when Ray Data is not installed.
+RAY_INSTALL_HINT = "--ray needs Ray Data: pip install 'harness[ray]' (or pip install 'ray[data]')"

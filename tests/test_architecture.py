@@ -90,6 +90,7 @@ def test_every_module_imports_and_the_cli_without_tensorflow():
         "import importlib, sys\n"
         "import harness.cli, harness.schema, harness.results.store\n"
         "assert 'tensorflow' not in sys.modules and 'pandas' not in sys.modules\n"
+        "assert 'ray' not in sys.modules\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
         "print('ok')\n"

@@ -99,3 +99,17 @@ def test_missing_weights_are_reported_before_reading_images(tmp_path, monkeypatc
     assert result.exit_code == 1
     assert "mobilenet_5_0_224_tf_no_top.h5" in result.output
     assert "nowhere" not in result.output
+
+
+@pytest.mark.parametrize("command", ["run", "train", "retrain"])
+def test_ray_without_ray_installed_is_one_line_saying_how(command, small_flowers, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    flag = "--image_dir" if command == "retrain" else "--image-dir"
+    result = CliRunner().invoke(cli, [command, flag, str(small_flowers), "--ray"])
+    assert result.exit_code == 2
+    assert "--ray needs Ray Data: pip install 'harness[ray]'" in result.output

@@ -7,6 +7,7 @@ built from them (``data``, ``options``, ``timing``), never a dict read by string
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from typing import Any
 import click
 
 from harness.cli.types import QuantizeList
+from harness.errors import RAY_INSTALL_HINT
 from harness.registry import WEIGHTS_CHOICES
-from harness.schema import speed_columns
 
 DEFAULT_BACKBONE = "inception_v3"
 DEVICES = ("cpu", "gpu")
@@ -93,6 +94,24 @@ input_size_option = click.option(
 )
 
 
+ray_option = click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    metavar="[ADDRESS]",
+    help="Compute missing bottlenecks with Ray Data: alone, on a local Ray (or RAY_ADDRESS's); "
+    "auto or ray://HOST:PORT joins that cluster. Needs the ray extra.",
+)
+
+
+def checked_ray(address: str | None) -> str | None:
+    """``--ray``'s address; one line saying how to install Ray when it is missing."""
+    if address is not None and importlib.util.find_spec("ray") is None:
+        raise click.UsageError(RAY_INSTALL_HINT)
+    return address
+
+
 def build_pipeline_options(
     *,
     weights: str,
@@ -114,6 +133,7 @@ def build_pipeline_options(
     random_crop: float,
     random_scale: float,
     random_brightness: float,
+    ray_address: str | None,
 ) -> Any:
     """:class:`harness.workflow.PipelineOptions` from the shared options; defaults that
     depend on others (the extraction batch on the device) are settled here."""
@@ -145,6 +165,7 @@ def build_pipeline_options(
         tflite=quantize if "tflite" in exports else (),
         graphdef=GraphdefExport() if "graphdef" in exports else None,
         summaries_dir=str(summaries_dir) if summaries_dir else None,
+        ray=checked_ray(ray_address),
     )
 
 
@@ -232,6 +253,7 @@ pipeline_options = option_group(
     click.option(
         "--random-brightness", type=PERCENT, default=0.0, help="Percent to vary brightness randomly."
     ),
+    ray_option,
 )
 
 
@@ -264,25 +286,3 @@ timing_options = option_group(
         help="Timed single-image calls of each export.",
     ),
 )
-
-
-def speed_option(name: str, help_text: str) -> Any:
-    return click.option(
-        name,
-        "speed" if name == "--speed" else "by",
-        type=click.Choice(list(speed_columns())),
-        default="bottleneck_img_per_s",
-        show_default=True,
-        help=help_text,
-    )
-
-
-def results_dir_option(func: Any) -> Any:
-    return click.option(
-        "--results-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("reports"),
-        show_default=True,
-        help="Results folder: runs are stored as DIR/runs/<run id>.json and each run's report "
-        "in DIR/<run id>/report.{html,md,csv}. A folder of run files is read as well.",
-    )(func)

@@ -16,6 +16,7 @@ import click
 
 from harness.cli.app import cli, import_tensorflow
 from harness.cli.console import echo
+from harness.cli.options import checked_ray, ray_option
 from harness.cli.preflight import preflight
 from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError
@@ -111,6 +112,7 @@ class ArgparseStyleCommand(click.Command):
 )
 @_flag("--saved_model_dir", "", "Where to also save a SavedModel (empty: none).")
 @click.option("--tfhub_module", default=None, help="Not supported: use --architecture hub:HANDLE.")
+@ray_option
 @click.pass_context
 def retrain_cmd(ctx: click.Context, **params: Any) -> None:
     """Retrain a final layer exactly as TensorFlow's retrain.py did (its flags, outputs and log)."""
@@ -143,6 +145,7 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
             str(params["output_graph"]), str(params["output_labels"]), params["final_tensor_name"]
         ),
         summaries_dir=str(params["summaries_dir"]),
+        ray=checked_ray(params["ray_address"]),
     )
     if params["architecture"].endswith(QUANTIZED_SUFFIX):
         options = with_quantized_export(options, params["architecture"], echo)

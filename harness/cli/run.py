@@ -15,10 +15,10 @@ from harness.cli.options import (
     data_options,
     input_size_option,
     pipeline_options,
-    results_dir_option,
     timing_options,
 )
 from harness.cli.preflight import preflight
+from harness.cli.results_options import results_dir_option
 from harness.cli.types import QUANTIZED_SUFFIX, BackboneList, with_quantized_export
 from harness.errors import HarnessError
 from harness.registry import registry

@@ -9,7 +9,7 @@ import click
 
 from harness.cli.app import cli
 from harness.cli.console import echo, table
-from harness.cli.options import results_dir_option, speed_option
+from harness.cli.results_options import results_dir_option, speed_option
 from harness.errors import HarnessError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,11 +69,24 @@ def _decode_error(path: str, size: int) -> str:
     return "cannot decode"
 
 
-def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.Dataset:
-    """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell)."""
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.arange(len(paths), dtype=np.int64)))
+def image_dataset(
+    paths: Sequence[str] | Sequence[bytes], size: int, batch_size: int, *, encoded: bool = False
+) -> tf.data.Dataset:
+    """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell).
+
+    ``encoded``: ``paths`` are the files' bytes, already read (by a Ray worker).
+    """
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(paths), tf.string), np.arange(len(paths), dtype=np.int64))
+    )
+
+    def load(source: tf.Tensor) -> tf.Tensor:
+        if encoded:
+            return tfops.resize(tfops.decode_image(source, size), size)
+        return tfops.load_resized(source, size)
+
     ds = ds.map(
-        lambda p, i: (tfops.load_resized(p, size), i),
+        lambda p, i: (load(p), i),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -86,6 +99,24 @@ def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.D
     return ds.with_options(options)
 
 
+#: Computes features of files: yields ``(indices into paths, features)`` batches, in any
+#: order; a file that cannot be decoded is never yielded.
+FeatureStream = Callable[[Sequence[str]], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def local_stream(
+    backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE, *, encoded: bool = False
+) -> FeatureStream:
+    """This process: tf.data decodes (all cores) while the backbone runs; ``encoded``: the
+    stream is given the files' bytes instead of their paths."""
+
+    def stream(paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size, encoded=encoded):
+            yield index.numpy(), backbone.extract(pixels)
+
+    return stream
+
+
 def extract_features(
     backbone: Backbone,
     images: Sequence[ImageFile],
@@ -93,6 +124,7 @@ def extract_features(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    stream: FeatureStream | None = None,
 ) -> Extraction:
     """Features of every image, reusing cached ones and caching new ones.
 
@@ -102,6 +134,8 @@ def extract_features(
         cache: Where features are read and written; None computes everything.
         batch_size: Images per model call.
         progress: Called as ``progress(done, total)`` while computing.
+        stream: What computes the missing features (default :func:`local_stream`; a
+            Ray cluster with ``--ray``). Whatever computes them, this process writes the cache.
     """
     start = time.perf_counter()
     first_path: dict[str, str] = {}
@@ -122,9 +156,8 @@ def extract_features(
         pending_keys: list[str] = []
         pending: list[np.ndarray] = []
         done = 0
-        for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size):
-            feats = backbone.extract(pixels)
-            for i, vector in zip(index.numpy(), feats):
+        for index, feats in (stream or local_stream(backbone, batch_size))(paths):
+            for i, vector in zip(index, feats):
                 key = missing[int(i)]
                 seen.add(int(i))
                 features[key] = vector

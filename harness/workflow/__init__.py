@@ -101,12 +101,27 @@ def _retrain(
         cache = backbone_cache(
             options.cache_dir, spec, options.weights, backbone.feature_size, backbone.runtime
         )
+    stream = None
+    if options.ray is not None:
+        from harness.pipeline.distributed import ray_stream
+
+        log(f"{spec.name}: bottlenecks not in the cache are computed on Ray ({options.ray})")
+        stream = ray_stream(
+            options.ray,
+            spec,
+            weights=options.weights,
+            weights_dir=options.weights_dir,
+            runtime=backbone.runtime,
+            cache_dir=options.cache_dir,
+            batch_size=options.extract_batch_size,
+        )
     extraction = extract_features(
         backbone,
         dataset.images.images,
         cache,
         batch_size=options.extract_batch_size,
         progress=(lambda done, total: progress("bottlenecks", done, total)) if progress else None,
+        stream=stream,
     )
     for shard in extraction.corrupt_shards:
         log(f"warning: corrupt cache shard {shard} was set aside; its images were recomputed")

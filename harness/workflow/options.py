@@ -35,6 +35,7 @@ class PipelineOptions:
     graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
     summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
     fine_tune: FineTuneConfig | None = None  # then also train the backbone's top layers
+    ray: str | None = None  # bottlenecks on Ray: local, auto or ray://host:port
 
     def for_backbone(self, spec: BackboneSpec) -> PipelineOptions:
         """These options for one backbone of several: its own TensorBoard run folder."""
