@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import RAY_INSTALL_HINT, HarnessError
+from harness.errors import RAY_INSTALL_HINT, HarnessError, printable
 from harness.pipeline.extract import FeatureStream
 from harness.registry import BackboneSpec
 
@@ -198,8 +198,8 @@ def ray_stream(
             if unreadable:
                 i, why = unreadable[0]
                 raise HarnessError(
-                    f"a Ray worker cannot read {paths[i]} ({why.removeprefix('read: ')}): every node "
-                    "must see the images at the same path (one machine or a shared file system)"
+                    f"a Ray worker cannot read {printable(paths[i])} ({why.removeprefix('read: ')}): "
+                    "every node must see the images at the same path (one machine or a shared file system)"
                 )
             ok = status == OK
             yield batch["index"][ok].astype(np.int64), batch["features"][ok]
