@@ -8,6 +8,7 @@ from harness.cli.options import build_pipeline_options
 from harness.errors import HarnessError
 
 DEFAULTS = dict(
+    ray_address=None,
     weights="imagenet",
     weights_dir=None,
     cache_dir=None,
