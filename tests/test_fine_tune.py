@@ -25,7 +25,7 @@ def _retrained(spec, photos, tmp_path, seed=0):
     return dataset, options, retrain_final_layer(spec, dataset, options, None)
 
 
-def _fine_tuned(spec, photos, tmp_path, seed=0, **config):
+def _fine_tuned(spec, photos, tmp_path, seed=0, augmentation=None, **config):
     from dataclasses import replace
 
     from harness.pipeline.finetune import FineTuneConfig
@@ -34,6 +34,8 @@ def _fine_tuned(spec, photos, tmp_path, seed=0, **config):
     dataset, options, head_only = _retrained(spec, photos, tmp_path, seed)
     config = {"layers": 1, "epochs": 3, "learning_rate": 0.05, "patience": 5, **config}
     options = replace(options, fine_tune=FineTuneConfig(**config))
+    if augmentation is not None:
+        options = replace(options, augmentation=augmentation)
     return head_only, fine_tune_retrained(head_only, dataset, options, None)
 
 
@@ -221,3 +223,17 @@ def test_train_with_fine_tune_exports_both_models_and_compares_them(train_tiny, 
     meta = json.loads((tmp_path / "model+ft1" / "harness.json").read_text())
     assert meta["fine_tune"]["layers"] == 1 and meta["fine_tune"]["layers_trained"]
     assert "fine-tuned model (" in result.output and "McNemar p = " in result.output
+
+
+def test_fine_tuning_distorts_training_images_with_the_runs_flags(tiny_backbone, small_flowers, tmp_path):
+    from harness.pipeline.train import Augmentation
+
+    plain = _fine_tuned(tiny_backbone, small_flowers, tmp_path / "plain")[1]
+    distorted = _fine_tuned(
+        tiny_backbone,
+        small_flowers,
+        tmp_path / "distorted",
+        augmentation=Augmentation(True, 10.0, 10.0, 10.0),
+    )[1]
+    losses = [[h["train_loss"] for h in run.fine_tuned.history[1:]] for run in (plain, distorted)]
+    assert len(losses[1]) == 3 and losses[0] != pytest.approx(losses[1], rel=1e-3)

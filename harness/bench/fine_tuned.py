@@ -8,7 +8,7 @@ from typing import Any
 from harness.bench.accuracy import test_outcomes
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.pipeline.dataset import Dataset
-from harness.results.significance import mcnemar_counts
+from harness.results.significance import mcnemar_counts, outcomes_of
 from harness.schema import complete_row
 from harness.workflow import Log, PipelineOptions, Progress, Retrained
 
@@ -83,9 +83,9 @@ def benchmark_fine_tuned(
     if real:
         ev = tuned.evaluation
         details |= {"confusion": ev.confusion, "per_class": ev.per_class, "misclassified": ev.misclassified}
-        details["test_outcomes"] = outcomes = test_outcomes(tuned, dataset)
-        before = dict(zip(*head_details["test_outcomes"].values()))
-        after = dict(zip(*outcomes.values()))
+        details["test_outcomes"] = test_outcomes(tuned, dataset)
+        scored = outcomes_of({"head": head_details, "tuned": details})
+        before, after = scored["head"], scored["tuned"]
         common = sorted(before.keys() & after.keys())
         head_right, tuned_right, p = mcnemar_counts([before[i] for i in common], [after[i] for i in common])
         values |= {

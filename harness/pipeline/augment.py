@@ -15,6 +15,20 @@ from harness.pipeline.images import ImageFile
 from harness.pipeline.train import Augmentation, BatchSampler
 
 
+def distorted_file(path: tf.Tensor, size: int, augmentation: Augmentation, seed: tf.Tensor) -> tf.Tensor:
+    """Read, decode and distort one training file as retrain.py's flags say (``[size, size, 3]``)."""
+    image = tfops.decode_image(tf.io.read_file(path), size)
+    return tfops.distort(
+        image,
+        size,
+        flip_left_right=augmentation.flip_left_right,
+        random_crop=augmentation.random_crop,
+        random_scale=augmentation.random_scale,
+        random_brightness=augmentation.random_brightness,
+        seed=seed,
+    )
+
+
 def distorted_sampler(
     backbone: Backbone, images: list[ImageFile], labels: np.ndarray, augmentation: Augmentation
 ) -> BatchSampler:
@@ -27,16 +41,7 @@ def distorted_sampler(
     def pixels_for(indices: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
             index, seed = args
-            image = tfops.decode_image(tf.io.read_file(tf.gather(paths, index)), size)
-            return tfops.distort(
-                image,
-                size,
-                flip_left_right=aug.flip_left_right,
-                random_crop=aug.random_crop,
-                random_scale=aug.random_scale,
-                random_brightness=aug.random_brightness,
-                seed=seed,
-            )
+            return distorted_file(tf.gather(paths, index), size, aug, seed)
 
         return tf.map_fn(
             one, (indices, seeds), fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from harness.errors import HarnessError
 from harness.pipeline import tfops
+from harness.pipeline.augment import distorted_file
 from harness.pipeline.backbone import Backbone, features_of
 from harness.pipeline.train import Augmentation, Head
 
@@ -261,17 +262,7 @@ def _images(
     def load(path: tf.Tensor, label: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if seeds is None or augmentation is None:
             return tfops.load_resized(path, size), label
-        image = tfops.decode_image(tf.io.read_file(path), size)
-        pixels = tfops.distort(
-            image,
-            size,
-            flip_left_right=augmentation.flip_left_right,
-            random_crop=augmentation.random_crop,
-            random_scale=augmentation.random_scale,
-            random_brightness=augmentation.random_brightness,
-            seed=tf.cast(seed, tf.int64),
-        )
-        return pixels, label
+        return distorted_file(path, size, augmentation, tf.cast(seed, tf.int64)), label
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(2)
