@@ -115,20 +115,42 @@ def test_repeats_from_the_cache_reproduce_the_runs_own_accuracy_and_vary(train_t
     assert len({r["n_test"] for r in rows} | {r["test_accuracy"] for r in rows}) > 2  # the splits differ
 
 
-def test_heads_trained_together_learn_only_from_their_own_images():
-    from harness.pipeline.train import cached_sampler, train_head, train_heads_together
+@pytest.mark.parametrize("dual", [False, True])
+def test_heads_trained_together_learn_only_from_their_own_images(dual):
+    from harness.pipeline.heads import train_heads_together
+    from harness.pipeline.train import cached_sampler, train_head
 
     (x, y), (x_test, y_test) = _features(60)
     config = TrainConfig(steps=300, learning_rate=0.5, batch_size=30)
     members = np.ones((3, len(y)), bool)
     members[1, y == 2] = False  # layer 1 never sees class 2
     members[2, ::2] = False  # layer 2 sees half the images
-    heads = train_heads_together(x, y, members, 3, config)
+    heads = train_heads_together(x, y, members, 3, config, dual=dual)
     accuracy = [float(np.mean(np.argmax(h.logits(x_test), 1) == y_test)) for h in heads]
     alone, _ = train_head(cached_sampler(x, y), x.shape[1], 3, config)
     single = float(np.mean(np.argmax(alone.logits(x_test), 1) == y_test))
     assert abs(accuracy[0] - single) < 0.05 and accuracy[2] > 0.8  # the same SGD, in effect
     assert np.mean(np.argmax(heads[1].logits(x_test), 1) == 2) < 0.02  # never taught class 2
     assert accuracy[1] < 0.7
-    again = train_heads_together(x, y, members, 3, config)
+    again = train_heads_together(x, y, members, 3, config, dual=dual)
     assert all(np.array_equal(a.weights, b.weights) for a, b in zip(heads, again))  # seeded
+
+
+def test_dual_and_primal_forms_train_the_same_layers():
+    """The dual form (Gram matrix, one coefficient row per image) is the same SGD as the
+    primal one: the same layers up to float rounding, and the cheaper form is chosen."""
+    from harness.pipeline.heads import train_heads_together, use_dual
+
+    (x, y), (x_test, _) = _features(50, n_classes=4, dim=96, seed=3)
+    members = np.random.default_rng(0).random((5, len(y))) < 0.8
+    config = TrainConfig(steps=400, learning_rate=0.05, batch_size=40)
+    primal = train_heads_together(x, y, members, 4, config, dual=False)
+    dual = train_heads_together(x, y, members, 4, config, dual=True)
+    for a, b in zip(primal, dual):
+        scale = np.abs(a.weights).max()
+        assert scale > 0.05  # the layers learned something
+        np.testing.assert_allclose(b.weights, a.weights, atol=1e-4 * scale)
+        np.testing.assert_allclose(b.bias, a.bias, atol=1e-4 * scale)
+        np.testing.assert_array_equal(np.argmax(a.logits(x_test), 1), np.argmax(b.logits(x_test), 1))
+    assert use_dual(1500, 1024) and use_dual(1500, 2048) and not use_dual(1500, 256)
+    assert not use_dual(20000, 2048)  # its Gram matrix would not fit

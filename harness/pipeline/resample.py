@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harness.pipeline.heads import train_heads_together
 from harness.pipeline.images import ImageFile
 from harness.pipeline.split import split_images
-from harness.pipeline.train import TrainConfig, cached_sampler, train_head, train_heads_together
+from harness.pipeline.train import TrainConfig, cached_sampler, train_head
 
 #: Images per class of the data-efficiency curve; None is every training image.
 CURVE_SIZES: tuple[int | None, ...] = (5, 10, 20, 50, 100, None)
