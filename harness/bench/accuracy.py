@@ -63,9 +63,10 @@ def beyond_one_split(
             "split_accuracy_std": float(scores.std(ddof=1)) if len(scores) > 1 else None,
         }
         details["splits"] = splits
+        details["splits_seconds"] = time.perf_counter() - start
         log(
             f"{result.spec.name}: test accuracy over {len(scores)} splits: {scores.mean():.1%} "
-            f"± {values['split_accuracy_std'] or 0:.1%} (sd), {time.perf_counter() - start:.1f}s"
+            f"± {values['split_accuracy_std'] or 0:.1%} (sd), {details['splits_seconds']:.1f}s"
         )
     if accuracy.learning_curve:
         start = time.perf_counter()
@@ -79,6 +80,6 @@ def beyond_one_split(
         details["learning_curve"] = learning_curve(
             xy["training"], xy["testing"], len(dataset.classes), options.train, draws=accuracy.curve_draws
         )
-        seconds = time.perf_counter() - start
+        details["learning_curve_seconds"] = seconds = time.perf_counter() - start
         log(f"{result.spec.name}: learning curve, {len(details['learning_curve'])} heads, {seconds:.1f}s")
     return values, details
