@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.pipeline.heads import train_heads_together
 from harness.pipeline.images import ImageFile
-from harness.pipeline.split import split_images
+from harness.pipeline.split import salted_splits
 from harness.pipeline.train import TrainConfig, cached_sampler, train_head
 
 #: Images per class of the data-efficiency curve; None is every training image.
@@ -66,8 +66,8 @@ def repeated_splits(
     x = np.stack([features[img.content_hash] for img in images]).astype(np.float32)
     y = np.array([index[img.label] for img in images])
     planned = []  # (split, train rows, test rows)
-    for k in range(repeats):
-        splits = split_images(list(images), validation_percentage, testing_percentage, split_salt(k))
+    salts = [split_salt(k) for k in range(repeats)]
+    for k, splits in enumerate(salted_splits(list(images), validation_percentage, testing_percentage, salts)):
         train = [position[i.file] for i in splits["training"]]
         test = [position[i.file] for i in splits["testing"]]
         if train and test:

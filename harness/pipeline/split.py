@@ -21,7 +21,14 @@ def which_set(file_name: str, validation_percentage: float, testing_percentage: 
     A ``salt`` (prefixed to the name) draws another split with the same properties;
     without one it is retrain.py's.
     """
-    hash_name = salt + re.sub(r"_nohash_.*$", "", file_name)
+    return _bucket_set(salt + _hash_name(file_name), validation_percentage, testing_percentage)
+
+
+def _hash_name(file_name: str) -> str:
+    return re.sub(r"_nohash_.*$", "", file_name)
+
+
+def _bucket_set(hash_name: str, validation_percentage: float, testing_percentage: float) -> str:
     hashed = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
     percentage = (hashed % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
     if percentage < validation_percentage:
@@ -35,15 +42,24 @@ def split_images(
     images: list[ImageFile], validation_percentage: float = 10, testing_percentage: float = 10, salt: str = ""
 ) -> dict[str, list[ImageFile]]:
     """Split images into training, validation and testing lists (see :func:`which_set`)."""
+    return salted_splits(images, validation_percentage, testing_percentage, [salt])[0]
+
+
+def salted_splits(
+    images: list[ImageFile], validation_percentage: float, testing_percentage: float, salts: list[str]
+) -> list[dict[str, list[ImageFile]]]:
+    """:func:`split_images` once per salt, each name read once (``--repeats`` draws ten)."""
     if not (
         0 <= validation_percentage
         and 0 <= testing_percentage
         and validation_percentage + testing_percentage < 100
     ):
         raise HarnessError("validation and testing percentages must be >= 0 and add up to under 100")
-    out: dict[str, list[ImageFile]] = {name: [] for name in SPLITS}
+    out: list[dict[str, list[ImageFile]]] = [{name: [] for name in SPLITS} for _ in salts]
     for img in images:
-        out[which_set(img.name, validation_percentage, testing_percentage, salt)].append(img)
+        hash_name = _hash_name(img.name)
+        for splits, salt in zip(out, salts):
+            splits[_bucket_set(salt + hash_name, validation_percentage, testing_percentage)].append(img)
     return out
 
 
