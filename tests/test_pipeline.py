@@ -219,3 +219,37 @@ def test_label_refuses_a_labels_file_that_does_not_match_the_model(train_tiny, s
     (out / "labels.txt").write_text("daisy\nroses\nsun\nflowers\n")  # 4 lines, 3 outputs
     result = CliRunner().invoke(cli, ["label", "--model", str(out), str(next(small_flowers.glob("*/*")))])
     assert result.exit_code == 1 and "has 4 lines but the model has 3 outputs" in result.output
+
+
+def test_encoded_feed_matches_local_extraction_call_after_call(tiny_backbone, small_flowers):
+    """Ray's extractors keep one decoding pipeline for all their calls (EncodedFeed):
+    each call gets exactly its own images' features, as a local run computes them, even
+    after a call that was abandoned halfway or had an undecodable image."""
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.extract import EncodedFeed, local_stream
+
+    backbone = load_backbone(tiny_backbone, "random")
+    files = sorted(str(p) for p in small_flowers.rglob("*.jpg"))[:23]
+    expected = np.zeros((len(files), backbone.feature_size), np.float32)
+    for index, feats in local_stream(backbone, 4)(files):
+        expected[index] = feats
+    data = [open(f, "rb").read() for f in files]  # noqa: SIM115
+    feed = EncodedFeed(backbone, 4)
+
+    def call(encoded):
+        out = {}
+        for index, feats in feed(encoded):
+            out.update(zip(index.tolist(), feats))
+        return out
+
+    first = call(data[:10])  # 10: the call's last batch is shared with its end markers
+    assert sorted(first) == list(range(10))
+    np.testing.assert_allclose(np.stack([first[i] for i in range(10)]), expected[:10], rtol=1e-6)
+    abandoned = feed(data[10:20])
+    next(abandoned)  # a call given up after its first batch (its rows must not leak)
+    broken = [data[20], data[0][: len(data[0]) // 3], data[21], data[22]]
+    third = call(broken)
+    assert sorted(third) == [0, 2, 3]  # the truncated JPEG is dropped, as locally
+    np.testing.assert_allclose(np.stack([third[i] for i in (0, 2, 3)]), expected[[20, 21, 22]], rtol=1e-6)
+    again = call(data[:8])
+    np.testing.assert_allclose(np.stack([again[i] for i in range(8)]), expected[:8], rtol=1e-6)

@@ -91,9 +91,10 @@ def _read(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class Extractor:
     """One backbone per actor, built once, on the runtime the run chose.
 
-    Each call decodes its batch of encoded images with tf.data, exactly as a local run
-    decodes files, overlapping decoding with the backbone; only bytes come in and only
-    features go out (pixels would be 6x the bytes through Ray's object store).
+    Each call's encoded images go through the actor's one decoding pipeline (tf.data,
+    the same decoding as a local run, overlapping the backbone; see
+    :class:`harness.pipeline.extract.EncodedFeed`); only bytes come in and only features
+    go out (pixels would be 6x the bytes through Ray's object store).
     """
 
     def __init__(
@@ -106,22 +107,20 @@ class Extractor:
         batch_size: int,
     ) -> None:
         from harness.pipeline.backbone import load_backbone
+        from harness.pipeline.extract import EncodedFeed
         from harness.pipeline.litert import with_litert
 
         self.backbone = load_backbone(spec, weights, weights_dir)
         if runtime == "litert":
             self.backbone = with_litert(self.backbone, weights, cache_dir, lambda _: None)
-        self.batch_size = batch_size
+        self.feed = EncodedFeed(self.backbone, batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from harness.pipeline.extract import local_stream
-
         readable = np.flatnonzero(batch["status"] == OK)
         status = batch["status"].copy()
         status[readable] = "decode"  # until its features come back
         features = np.zeros((len(status), self.backbone.feature_size), np.float32)
-        stream = local_stream(self.backbone, self.batch_size, encoded=True)
-        for index, feats in stream(list(batch["data"][readable])):
+        for index, feats in self.feed(list(batch["data"][readable])):
             rows = readable[index]
             features[rows] = feats
             status[rows] = OK
@@ -170,6 +169,8 @@ def ray_stream(
         blocks = max(1, -(-len(items) // rows))
         pool = min(pool, blocks)
         ds = ray.data.from_items(items, override_num_blocks=blocks)
+        # Reading is its own stage (tasks on any node), so that on a network file system
+        # the next block's files are fetched while the actors compute.
         ds = ds.map_batches(_read, batch_size=rows, batch_format="numpy")
         with warnings.catch_warnings():  # restarts are set the only way Ray Data takes them
             warnings.simplefilter("ignore")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -69,27 +70,19 @@ def _decode_error(path: str, size: int) -> str:
     return "cannot decode"
 
 
-def image_dataset(
-    paths: Sequence[str] | Sequence[bytes], size: int, batch_size: int, *, encoded: bool = False
-) -> tf.data.Dataset:
-    """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell).
-
-    ``encoded``: ``paths`` are the files' bytes, already read (by a Ray worker).
-    """
+def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.Dataset:
+    """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell)."""
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(list(paths), tf.string), np.arange(len(paths), dtype=np.int64))
     )
+    return _decoded_batches(ds.map(lambda p, i: (tfops.load_resized(p, size), i), **PARALLEL), batch_size)
 
-    def load(source: tf.Tensor) -> tf.Tensor:
-        if encoded:
-            return tfops.resize(tfops.decode_image(source, size), size)
-        return tfops.load_resized(source, size)
 
-    ds = ds.map(
-        lambda p, i: (load(p), i),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+#: How every decoding map runs: on all cores, in order (indices and markers rely on it).
+PARALLEL = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+
+
+def _decoded_batches(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     ds = ds.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
     # With the tf.data autotuner on, a 2-core machine fell into a slow mode in about a
     # third of the passes (99 img/s against 150-200 for mobilenet_v1_025 and v3_small);
@@ -99,19 +92,66 @@ def image_dataset(
     return ds.with_options(options)
 
 
+class EncodedFeed:
+    """Features of encoded images, call after call, through one decoding pipeline.
+
+    A Ray extractor gets its images a block at a time; a tf.data pipeline built per
+    block costs its construction and its ramp, which at 500 images a second is a fifth
+    of the work. This one pipeline is fed each call's images, followed by a batch of end
+    markers. Order is kept, so a call's images all come out before its first marker, and
+    the call ends there; rows of earlier calls (markers left in a batch, or images of a
+    call that was abandoned) carry their call's number and are skipped.
+    """
+
+    def __init__(self, backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.backbone, self.batch_size = backbone, batch_size
+        self._calls = 0
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.SimpleQueue()
+        size = backbone.spec.input_size
+        blank = tf.zeros([size, size, 3])
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            while True:
+                yield self._queue.get()
+
+        vector = tf.TensorSpec([None], tf.int64)
+        ds = tf.data.Dataset.from_generator(
+            blocks, output_signature=(tf.TensorSpec([None], tf.string), vector, vector)
+        ).unbatch()
+
+        def load(data: tf.Tensor, call: tf.Tensor, i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            decoded = lambda: tfops.resize(tfops.decode_image(data, size), size)  # noqa: E731
+            return tf.cond(i >= 0, decoded, lambda: blank), call, i
+
+        self._batches = iter(_decoded_batches(ds.map(load, **PARALLEL), batch_size))
+
+    def __call__(self, encoded: Sequence[bytes]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields ``(indices into encoded, features)``; undecodable images are left out."""
+        self._calls += 1
+        call, n, b = self._calls, len(encoded), self.batch_size
+        data = np.array([*encoded, *([b""] * b)], dtype=object)
+        self._queue.put((data, np.full(n + b, call), np.r_[np.arange(n), np.full(b, -1)]))
+        while True:
+            pixels, calls, index = next(self._batches)
+            calls, index = calls.numpy(), index.numpy()
+            mine = calls == call
+            real = mine & (index >= 0)
+            if real.any():
+                yield index[real], self.backbone.extract(pixels)[real]
+            if (mine & (index < 0)).any():
+                return
+
+
 #: Computes features of files: yields ``(indices into paths, features)`` batches, in any
 #: order; a file that cannot be decoded is never yielded.
 FeatureStream = Callable[[Sequence[str]], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
-def local_stream(
-    backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE, *, encoded: bool = False
-) -> FeatureStream:
-    """This process: tf.data decodes (all cores) while the backbone runs; ``encoded``: the
-    stream is given the files' bytes instead of their paths."""
+def local_stream(backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE) -> FeatureStream:
+    """This process: tf.data decodes (all cores) while the backbone runs."""
 
     def stream(paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size, encoded=encoded):
+        for pixels, index in image_dataset(paths, backbone.spec.input_size, batch_size):
             yield index.numpy(), backbone.extract(pixels)
 
     return stream
