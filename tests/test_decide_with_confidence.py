@@ -154,3 +154,26 @@ def test_dual_and_primal_forms_train_the_same_layers():
         np.testing.assert_array_equal(np.argmax(a.logits(x_test), 1), np.argmax(b.logits(x_test), 1))
     assert use_dual(1500, 1024) and use_dual(1500, 2048) and not use_dual(1500, 256)
     assert not use_dual(20000, 2048)  # its Gram matrix would not fit
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_head_gradient_matches_a_stable_softmax_even_where_exp_overflows(scale):
+    """The fast softmax skips the max subtraction; logits of +-300 must fall back to it."""
+    from harness.pipeline.heads import _Gradient
+
+    rng = np.random.default_rng(0)
+    b, k, c, width = 6, 3, 4, 16
+    logits = np.zeros((b, width), np.float32)
+    logits[:, : k * c] = rng.normal(0, scale, (b, k * c))
+    weight = rng.random((b, k)).astype(np.float32)
+    labels = rng.integers(0, c, (b, k))
+    target = np.zeros((b, width), np.float32)
+    np.put_along_axis(target, np.arange(k) * c + labels, weight, axis=1)
+    v = logits[:, : k * c].reshape(b, k, c).astype(np.float64)
+    p = np.exp(v - v.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    p[np.arange(b)[:, None], np.arange(k)[None, :], labels] -= 1.0
+    expected = (p * weight[:, :, None]).reshape(b, k * c)
+    grad = _Gradient(b, k, c, width)(logits, weight, target)
+    np.testing.assert_allclose(grad[:, : k * c], expected, atol=1e-6)
+    assert not grad[:, k * c :].any()  # the padding learns nothing

@@ -24,8 +24,8 @@ import numpy as np
 
 from harness.pipeline.train import Head, TrainConfig, initial_weights
 
-#: Steps whose batches are drawn at once (bounds that memory to a few MB per layer).
-CHUNK = 256
+#: Steps whose batches are drawn at once, and the most memory that may take.
+CHUNK, CHUNK_BYTES = 256, 32 * 2**20
 #: Largest Gram matrix the dual form may hold (N images: N * N * 4 bytes).
 DUAL_MAX_BYTES = 256 * 2**20
 
@@ -41,16 +41,18 @@ def _plans(
     lr: float,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per step: the batch's rows; each (row, layer)'s weight ``lr * member / members in
-    batch``; the flat positions of the true classes' logits in a ``[batch, width]`` array;
+    batch``; that weight at each (row, layer)'s true class in a ``[batch, width]`` array;
     and which positions are their image's first draw in the batch."""
     k = len(members)
     member_of = members.T.astype(np.float32)  # [N, K]
-    where = (np.arange(batch)[:, None] * width + np.arange(k)[None, :] * c).ravel()
-    for start in range(0, steps, CHUNK):
-        idx = rng.integers(0, len(labels), (min(CHUNK, steps - start), batch))
+    column = np.arange(k) * c
+    chunk = max(1, min(CHUNK, CHUNK_BYTES // (batch * width * 4)))
+    for start in range(0, steps, chunk):
+        idx = rng.integers(0, len(labels), (min(chunk, steps - start), batch))
         mine = member_of[idx]  # [S, B, K]
         mine *= np.float32(lr) / np.maximum(mine.sum(axis=1, keepdims=True), 1.0)
-        true = where[None, :] + np.repeat(labels[idx], k, axis=1)
+        target = np.zeros((*idx.shape, width), np.float32)
+        np.put_along_axis(target, column + labels[idx][:, :, None], mine, axis=2)
         # An image drawn twice in a batch must be updated twice: the first draw of each
         # image is one update by row, the rare repeats go through np.subtract.at.
         order = np.argsort(idx, axis=1, kind="stable")
@@ -59,7 +61,7 @@ def _plans(
         first_in_order[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
         first = np.empty_like(first_in_order)
         np.put_along_axis(first, order, first_in_order, axis=1)
-        yield from zip(idx, mine, true, first)
+        yield from zip(idx, mine, target, first)
 
 
 class _Gradient:
@@ -68,33 +70,33 @@ class _Gradient:
 
     NumPy's reductions over a short axis are slow (the per-layer max and sum over 5
     classes took 80 of a step's 110 us of softmax), so the sums are products with a
-    0/1 matrix, and the exponentials are taken without subtracting each layer's maximum
-    first; if that overflows or underflows anywhere (logits beyond about +-70), the
-    batch is redone the usual way.
+    0/1 matrix (zero rows for the padding), and the exponentials are taken without
+    subtracting each layer's maximum first; if that overflows or underflows anywhere
+    (logits beyond about +-70), the batch is redone the usual way.
     """
 
     def __init__(self, batch: int, k: int, c: int, width: int) -> None:
         self.k, self.c = k, c
-        self.grad = np.zeros((batch, width), np.float32)
-        self.exp = self.grad[:, : k * c]
+        self.grad = np.empty((batch, width), np.float32)
         self.sums = np.empty((batch, k), np.float32)
-        self.scale = np.empty((batch, k * c), np.float32)
-        self.ones = np.kron(np.eye(k, dtype=np.float32), np.ones((c, 1), np.float32))  # [K*C, K]
+        self.ones = np.zeros((width, k), np.float32)
+        self.ones[: k * c] = np.kron(np.eye(k, dtype=np.float32), np.ones((c, 1), np.float32))
 
-    def __call__(self, logits: np.ndarray, weight: np.ndarray, true: np.ndarray) -> np.ndarray:
-        e, sums, kc = self.exp, self.sums, self.k * self.c
-        np.exp(logits[:, :kc], out=e)
-        np.matmul(e, self.ones, out=sums)
+    def __call__(self, logits: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``target``: each (row, layer)'s weight at its true class, zero elsewhere."""
+        e, sums = self.grad, self.sums
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone below
+            np.exp(logits, out=e)
+            np.matmul(e, self.ones, out=sums)
         if not (sums.min() > 1e-30 and sums.max() < 1e30):
+            kc = self.k * self.c
             v = logits[:, :kc].reshape(len(e), self.k, self.c)
-            e[...] = np.exp(v - v.max(axis=2, keepdims=True)).reshape(e.shape)
+            e[:, :kc] = np.exp(v - v.max(axis=2, keepdims=True)).reshape(len(e), kc)
             np.matmul(e, self.ones, out=sums)
         np.divide(weight, sums, out=sums)
-        np.matmul(sums, self.ones.T, out=self.scale)
-        e *= self.scale
-        flat = self.grad.reshape(-1)
-        flat[true] -= weight.reshape(-1)
-        return self.grad
+        e *= sums @ self.ones.T  # zero in the padding
+        e -= target
+        return e
 
 
 def use_dual(n: int, dim: int) -> bool:
@@ -150,9 +152,9 @@ def train_heads_together(
         np.matmul(x, w0, out=gram[:, n:])
         coef = np.zeros((n + width, width), np.float32)  # the weights are w0 + x.T @ coef[:n]
         coef[n:] = np.eye(width, dtype=np.float32)
-        for idx, weight, true, first in plans:
+        for idx, weight, target, first in plans:
             np.matmul(gram[idx], coef, out=logits)  # fancy indexing gathered twice as fast as take
-            grad = gradient(logits, weight, true)
+            grad = gradient(logits, weight, target)
             coef[idx[first]] -= grad[first]
             if not first.all():
                 np.subtract.at(coef, idx[~first], grad[~first])
@@ -160,10 +162,10 @@ def train_heads_together(
     else:
         weights = w0
         update = np.empty_like(weights)
-        for idx, weight, true, _ in plans:
+        for idx, weight, target, _ in plans:
             xb = x[idx]
             np.matmul(xb, weights, out=logits)
-            np.matmul(xb.T, gradient(logits, weight, true), out=update)
+            np.matmul(xb.T, gradient(logits, weight, target), out=update)
             weights -= update
     layers = [slice(i * c, (i + 1) * c) for i in range(k)]
     return [Head(weights[:dim, cols].copy(), weights[dim, cols].copy()) for cols in layers]
