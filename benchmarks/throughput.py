@@ -133,6 +133,9 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         "retrain.py": retrain_style,
         "keras": keras_tutorial,
     }
+    if args.litert_only:  # just what the LiteRT ratios need, so many rounds stay affordable
+        keep = (f"model@{bs}", "litert model", "decode", "harness", "harness litert")
+        methods = {k: methods[k] for k in keep}
     for method in methods.values():  # warm every path once, unmeasured
         method()
     samples: dict[str, list[float]] = {k: [] for k in methods}
@@ -140,15 +143,44 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         for key, method in methods.items():
             samples[key].append(method())
     med = {k: statistics.median(v) for k, v in samples.items()}
-    best = max(model_sizes, key=lambda b: med[f"model@{b}"])
     med["model"] = med[f"model@{bs}"]
     on_litert = lite.runtime == "litert"
+
+    def limit_of(model: float, decode: float = med["decode"]) -> float:
+        return min(model, decode) if on_gpu else 1 / (1 / model + 1 / decode)
+
     fastest = max(med["model"], med["litert model"]) if on_litert else med["model"]
-
-    def limit_of(model: float) -> float:
-        return min(model, med["decode"]) if on_gpu else 1 / (1 / model + 1 / med["decode"])
-
     limit = limit_of(med["model"])
+    # The same ratios within each round, from measurements seconds apart: the VM's drift over
+    # minutes cancels in them, and their spread says how far one figure can be trusted.
+    rounds = [{k: v[r] for k, v in samples.items()} for r in range(args.repeats)]
+    per_round = {
+        "litert/fastest limit": [
+            s["harness litert"] / limit_of(max(s[f"model@{bs}"], s["litert model"]), s["decode"])
+            for s in rounds
+        ],
+        "harness litert/tf": [s["harness litert"] / s["harness"] for s in rounds],
+    }
+    row = {
+        "backbone": name,
+        "weights": weights,
+        "runtime": lite.runtime,
+        "model img/s": med["model"],
+        "decode img/s": med["decode"],
+        "limit img/s": limit,
+        "harness img/s": med["harness"],
+        "harness/limit": med["harness"] / limit,
+        "litert model img/s": med["litert model"],
+        "fastest limit img/s": limit_of(fastest),
+        "harness litert img/s": med["harness litert"],
+        "litert/fastest limit": med["harness litert"] / limit_of(fastest),
+        "harness litert/tf": med["harness litert"] / med["harness"],
+        **{f"{k} (round median)": statistics.median(v) for k, v in per_round.items()},
+        **{f"{k} (round range)": f"{min(v):.2f}-{max(v):.2f}" for k, v in per_round.items()},
+    }
+    if args.litert_only:
+        return row
+    best = max(model_sizes, key=lambda b: med[f"model@{b}"])
 
     # Cold versus warm cache on the same images, and training against extraction.
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -156,22 +188,9 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         cold = extract_features(backbone, images, cache, batch_size=bs)
         warm = extract_features(backbone, images, cache, batch_size=bs)
     return {
-        "backbone": name,
-        "weights": weights,
-        "model img/s": med["model"],
+        **row,
         "best model img/s": med[f"model@{best}"],
         "best batch": best,
-        "decode img/s": med["decode"],
-        "limit img/s": limit,
-        "harness img/s": med["harness"],
-        "harness/limit": med["harness"] / limit,
-        "litert model img/s": med["litert model"] if lite.runtime == "litert" else None,
-        "fastest limit img/s": limit_of(fastest),
-        "harness litert img/s": med["harness litert"] if lite.runtime == "litert" else None,
-        "litert/fastest limit": med["harness litert"] / limit_of(fastest)
-        if lite.runtime == "litert"
-        else None,
-        "harness litert/tf": med["harness litert"] / med["harness"] if lite.runtime == "litert" else None,
         "harness/keras": med["harness"] / med["keras"],
         "harness/retrain": med["harness"] / med["retrain.py"],
         "cold/warm": cold.seconds / warm.seconds,
@@ -296,6 +315,11 @@ def main() -> int:
         "--store-vectors", type=int, default=1_000_000, help="Synthetic store size (0: skip)."
     )
     parser.add_argument("--skip-memory-run", action="store_true", help="Skip the full `harness train` run.")
+    parser.add_argument(
+        "--litert-only",
+        action="store_true",
+        help="Measure only the LiteRT ratios (model on both runtimes, decode, harness on both), then stop.",
+    )
     args = parser.parse_args()
 
     import keras
@@ -321,6 +345,12 @@ def main() -> int:
             flush=True,
         )
         keras.backend.clear_session()
+    if args.litert_only:
+        print(f"\n{args.repeats} alternating rounds, {n} images, batch {bs}\n")
+        print(" | ".join(rows[0]))
+        for r in rows:
+            print(" | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()))
+        return 0
 
     # Final-layer training on 1,500 cached 1024-dim bottlenecks vs cold extraction of 1,500.
     rng = np.random.default_rng(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import time
@@ -70,12 +71,27 @@ def _decode_error(path: str, size: int) -> str:
     return "cannot decode"
 
 
+@functools.cache
+def _load_resized(size: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """:func:`tfops.load_resized` traced once per size.
+
+    tf.data traces a map's Python function every time a pipeline is built: 0.1 s here,
+    about a tenth of a 512-image extraction with a small model on LiteRT. A map that
+    calls an already traced function is traced in about a hundredth of that.
+    """
+    load = tf.function(
+        lambda path: tfops.load_resized(path, size), input_signature=[tf.TensorSpec([], tf.string)]
+    )
+    return load.get_concrete_function()
+
+
 def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.Dataset:
     """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell)."""
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(list(paths), tf.string), np.arange(len(paths), dtype=np.int64))
     )
-    return _decoded_batches(ds.map(lambda p, i: (tfops.load_resized(p, size), i), **PARALLEL), batch_size)
+    load = _load_resized(size)
+    return _decoded_batches(ds.map(lambda p, i: (load(p), i), **PARALLEL), batch_size)
 
 
 #: How every decoding map runs: on all cores, in order (indices and markers rely on it).
