@@ -47,12 +47,14 @@ def _plans(
     member_of = members.T.astype(np.float32)  # [N, K]
     column = np.arange(k) * c
     chunk = max(1, min(CHUNK, CHUNK_BYTES // (batch * width * 4)))
+    row_start = (np.arange(chunk * batch) * width).reshape(chunk, batch, 1)
     for start in range(0, steps, chunk):
         idx = rng.integers(0, len(labels), (min(chunk, steps - start), batch))
         mine = member_of[idx]  # [S, B, K]
         mine *= np.float32(lr) / np.maximum(mine.sum(axis=1, keepdims=True), 1.0)
         target = np.zeros((*idx.shape, width), np.float32)
-        np.put_along_axis(target, column + labels[idx][:, :, None], mine, axis=2)
+        # By flat position: twice as fast as np.put_along_axis, which took half the drawing.
+        target.reshape(-1)[(row_start[: len(idx)] + column + labels[idx][:, :, None]).ravel()] = mine.ravel()
         # An image drawn twice in a batch must be updated twice: the first draw of each
         # image is one update by row, the rare repeats go through np.subtract.at.
         order = np.argsort(idx, axis=1, kind="stable")
