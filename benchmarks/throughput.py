@@ -18,6 +18,12 @@ so that machine noise hits all of them alike (medians of --repeats):
 - Keras tutorial: keras.utils.image_dataset_from_directory + model.predict, at the
   tutorial's (and the function's default) batch size of 32.
 
+The LiteRT ratios (harness on LiteRT against the pipeline limit with the fastest runtime,
+and against harness on TensorFlow) are also taken within each repetition, from
+measurements seconds apart, and printed as their median and range: this VM's speed
+drifts by 20-40% over minutes, which a ratio of two medians does not cancel.
+``--litert-only`` measures just what they need, so that many repetitions are affordable.
+
 Then the warm-cache re-run against the cold run, final-layer training (4000 steps of 100
 on 1,500 cached 1024-dim vectors) against the cold extraction of 1,500 images, and the
 start-up of `harness --help` / `harness backbones` (which must not import TensorFlow).
@@ -178,6 +184,8 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
         **{f"{k} (round median)": statistics.median(v) for k, v in per_round.items()},
         **{f"{k} (round range)": f"{min(v):.2f}-{max(v):.2f}" for k, v in per_round.items()},
     }
+    if not on_litert:  # it fell back to TensorFlow (the notice said why): no LiteRT figures
+        row = {k: None if "litert" in k else v for k, v in row.items()}
     if args.litert_only:
         return row
     best = max(model_sizes, key=lambda b: med[f"model@{b}"])
@@ -300,6 +308,12 @@ def run_memory(image_dir: Path, weights_dir: Path | None) -> str:
     return f"peak RSS of `harness train` on all images (mobilenet_v1_100, cold cache): {peak_gib:.2f} GiB"
 
 
+def print_table(rows: list[dict]) -> None:
+    print(" | ".join(rows[0]))
+    for r in rows:
+        print(" | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-dir", required=True, type=Path)
@@ -347,9 +361,7 @@ def main() -> int:
         keras.backend.clear_session()
     if args.litert_only:
         print(f"\n{args.repeats} alternating rounds, {n} images, batch {bs}\n")
-        print(" | ".join(rows[0]))
-        for r in rows:
-            print(" | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()))
+        print_table(rows)
         return 0
 
     # Final-layer training on 1,500 cached 1024-dim bottlenecks vs cold extraction of 1,500.
@@ -377,10 +389,7 @@ def main() -> int:
         f"\npipeline limit = {formula}; {args.repeats} alternating repetitions, {n} images; "
         f"harness and model batch {bs}, Keras tutorial batch {KERAS_TUTORIAL_BATCH}\n"
     )
-    header = list(rows[0])
-    print(" | ".join(header))
-    for r in rows:
-        print(" | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()))
+    print_table(rows)
     print(
         f"\ntraining 4000 steps x 100 on 1500 x 1024: {train_seconds:.2f} s = "
         f"{train_seconds / cold_1500:.1%} of the cold extraction of 1500 images with {ref['backbone']} "
