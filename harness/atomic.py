@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, escaped
 
 
 def atomic_write(path: Path, data: bytes, *, what: str | None = None, overwrite: bool = True) -> None:
@@ -38,7 +41,10 @@ def atomic_write(path: Path, data: bytes, *, what: str | None = None, overwrite:
     except OSError as exc:
         raise HarnessError(f"cannot write {what or path}: {exc.strerror or exc}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only file system: the error above is the one to report
 
 
 def ensure_writable(*folders: Path | None) -> None:
@@ -58,3 +64,22 @@ def ensure_writable(*folders: Path | None) -> None:
                 pass
         except OSError as exc:
             raise HarnessError(f"output directory {folder} is not writable: {exc.strerror or exc}") from None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null (JSON has neither: strict parsers refuse them)
+    and non-UTF-8 bytes of file names escaped."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, str):
+        return escaped(value)  # a file name that was not UTF-8
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """Strict JSON (no NaN, no Infinity) of ``value``; unknown types as their ``str``."""
+    return json.dumps(json_safe(value), indent=indent, default=str, allow_nan=False)

@@ -58,11 +58,30 @@ def is_control(char: str) -> bool:
     return unicodedata.category(char) in CONTROL_CATEGORIES
 
 
+def undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (a file name from a Latin-1 archive:
+    Python keeps each such byte as a lone surrogate, which no UTF-8 writer accepts)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def escaped(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 written as ``\\xNN`` (``caf\\xe9.jpg``)."""
+    if not undecodable(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def printable(text: str) -> str:
-    """``text`` kept on one line: control characters (a newline in a file name) escaped.
+    """``text`` kept on one line: control characters (a newline in a file name) and bytes
+    that were not UTF-8 escaped.
 
     Everything else, accents and other scripts included, is shown as it is.
     """
+    text = escaped(text)
     return "".join(ascii(c)[1:-1] if is_control(c) else c for c in text)
 
 

@@ -22,17 +22,12 @@ def import_tensorflow(ctx: click.Context) -> None:
     Those lines are written by C++ straight to file descriptor 2, so Python's logging
     cannot stop them; ``--debug`` keeps them.
     """
-    if "tensorflow" in sys.modules or ctx.meta.get("harness.debug"):
+    if "tensorflow" in sys.modules:
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    saved = os.dup(2)
-    try:
-        os.dup2(devnull, 2)
+    from harness.quiet import quiet_native
+
+    with quiet_native():
         import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class HarnessGroup(click.Group):

@@ -7,15 +7,15 @@ from typing import Any
 
 import click
 
-from harness.errors import printable
+from harness.errors import escaped, printable
 
 
 def echo(message: str) -> None:
-    click.echo(message)
+    click.echo(escaped(message))  # a file name that was not UTF-8 cannot be written as it is
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {escaped(message)}", err=True)
 
 
 class ProgressBars:

@@ -155,7 +155,13 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
     data = DataOptions(params["image_dir"], params["validation_percentage"], params["testing_percentage"])
     outputs = [params["output_graph"].parent, params["output_labels"].parent, params["summaries_dir"]]
     dataset, _ = preflight(
-        [spec], options, data, *outputs, saved_model_dir.parent if saved_model_dir else None
+        [spec],
+        options,
+        data,
+        *outputs,
+        saved_model_dir.parent if saved_model_dir else None,
+        models=[saved_model_dir] if saved_model_dir else [],
+        files=[params["output_graph"], params["output_labels"]],
     )
     n_validation = len(dataset.splits["validation"])
 

@@ -17,7 +17,7 @@ from harness.cli.options import (
     pipeline_options,
     timing_options,
 )
-from harness.cli.preflight import preflight
+from harness.cli.preflight import preflight, with_fine_tuned
 from harness.cli.results_options import results_dir_option
 from harness.cli.types import QUANTIZED_SUFFIX, BackboneList, with_quantized_export
 from harness.errors import HarnessError
@@ -102,7 +102,14 @@ def run_cmd(
     options = dataclasses.replace(options, fine_tune=fine_tune)
     specs = registry.match(backbone_names, input_size=input_size)
     dataset, missing = preflight(
-        specs, options, data, runs_dir(results_dir), models_dir, report_dir or results_dir
+        specs,
+        options,
+        data,
+        runs_dir(results_dir),
+        models_dir,
+        report_dir or results_dir,
+        models=with_fine_tuned([models_dir / s.safe_name() for s in specs], fine_tune),
+        reports=[report_dir] if report_dir else [],
     )
     for name in backbone_names:
         if name.endswith(QUANTIZED_SUFFIX):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from harness.cli.app import cli
-from harness.cli.console import echo, table
+from harness.cli.console import echo, table, warn
 from harness.cli.results_options import results_dir_option, speed_option
 from harness.errors import HarnessError
 
@@ -34,9 +34,9 @@ def report_cmd(
 ) -> None:
     """Re-render reports from stored RUNS (ids, id prefixes or files; default: all stored runs)."""
     from harness.results.report import render_report
-    from harness.results.store import find_runs, load_run
+    from harness.results.store import find_runs, load_runs
 
-    records = [load_run(p) for p in find_runs(list(runs), results_dir)]
+    records = load_runs(find_runs(list(runs), results_dir), warn)
     written = render_report(
         records, output_dir or results_dir, title=title, min_accuracy=min_accuracy, speed=speed
     )
@@ -64,9 +64,9 @@ def recommend_cmd(
 ) -> None:
     """Name the fastest backbone whose test accuracy meets --min-accuracy."""
     from harness.results.analysis import accuracy_column, recommend, size_column
-    from harness.results.store import find_runs, load_run, runs_frame
+    from harness.results.store import find_runs, load_runs, runs_frame
 
-    frame = runs_frame([load_run(p) for p in find_runs(list(runs), results_dir)])
+    frame = runs_frame(load_runs(find_runs(list(runs), results_dir), warn))
     rec = recommend(frame, min_accuracy, device=device, speed=by, max_size_mb=max_size_mb)
     echo(rec.message)
     if not rec.candidates.empty:

@@ -19,7 +19,7 @@ from harness.cli.options import (
     pipeline_options,
     weights_dir_option,
 )
-from harness.cli.preflight import preflight
+from harness.cli.preflight import preflight, with_fine_tuned
 from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError, printable
 from harness.registry import list_backbones, registry
@@ -95,7 +95,9 @@ def train_cmd(
 
     spec = registry.get(backbone, input_size=input_size)
     options = dataclasses.replace(options, fine_tune=fine_tune)
-    dataset, _ = preflight([spec], options, data, output_dir.parent)
+    dataset, _ = preflight(
+        [spec], options, data, output_dir.parent, models=with_fine_tuned([output_dir], fine_tune)
+    )
     if backbone.endswith(QUANTIZED_SUFFIX):
         options = with_quantized_export(options, backbone, echo)
     options = options.for_backbone(spec)

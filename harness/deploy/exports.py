@@ -19,6 +19,11 @@ class GraphdefExport:
     labels: str | None = None
     final_tensor_name: str = "final_result"
 
+    @property
+    def explicit(self) -> bool:
+        """Both paths given (retrain.py's flags): written there, not into the model folder."""
+        return self.graph is not None and self.labels is not None
+
 
 def export_tflite_variants(
     backbone: Any,
@@ -63,7 +68,7 @@ def export_frozen_graph(
     from harness.deploy.graphdef import GRAPH_FILE, LABELS_FILE, export_graphdef
     from harness.errors import HarnessError
 
-    if target.graph is not None and target.labels is not None:
+    if target.explicit:
         graph, labels = target.graph, target.labels
     elif export_dir is None:
         raise HarnessError("the frozen graph needs an output folder or explicit paths")

@@ -20,7 +20,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.atomic import atomic_write
 from harness.pipeline.export import labels_bytes
 
 INPUT_NODE = "Mul"
@@ -67,8 +66,11 @@ def export_graphdef(
     Returns:
         The two paths written (each atomically).
     """
+    from harness.outputs import write_output_files
+
     graph_def = frozen_graph(backbone, head, final_tensor_name)
     graph_file, labels_file = Path(graph_path), Path(labels_path)
-    atomic_write(graph_file, graph_def.SerializeToString())
-    atomic_write(labels_file, labels_bytes(classes))
+    # Each replaces only a file harness wrote there (retrain.py's /tmp defaults are shared).
+    write_output_files(graph_file.parent, {graph_file.name: graph_def.SerializeToString()}, what="graph")
+    write_output_files(labels_file.parent, {labels_file.name: labels_bytes(classes)}, what="labels file")
     return graph_file, labels_file

@@ -8,7 +8,6 @@ Decoding and resizing for it use the same :mod:`harness.pipeline.tfops` function
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import tensorflow as tf
 from harness.atomic import atomic_write
 from harness.errors import HarnessError, first_line
 from harness.pipeline import tfops
+from harness.quiet import quiet_native
 from harness.schema import QUANTIZATIONS
 
 
@@ -52,7 +52,8 @@ def convert(
     concrete = function.get_concrete_function()
     # No trackable object: the converter then freezes every variable into a constant,
     # which int8 calibration needs (it cannot run READ_VARIABLE).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    with quiet_native():  # absl's notice that this path is deprecated
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
@@ -71,7 +72,8 @@ def convert(
         converter.representative_dataset = dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        return converter.convert()
+        with quiet_native():  # absl's trackable_obj notice
+            return converter.convert()
     except Exception as exc:
         raise HarnessError(f"TFLite conversion ({quantize}) failed: {first_line(exc)}") from exc
 
@@ -82,10 +84,9 @@ class TFLiteModel:
     def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
         self.path = Path(path)
         self.num_threads = num_threads or os.cpu_count() or 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's move-to-LiteRT notice
+        with quiet_native():  # the move-to-LiteRT notice, XNNPACK's line
             self.interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.num_threads)
-        self.interpreter.allocate_tensors()
+            self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self.size = int(self._input["shape"][1])
@@ -109,7 +110,7 @@ def decode_resize(encoded: bytes, size: int) -> np.ndarray:
 
 def load_pixels(paths: Iterable[str | os.PathLike[str]], size: int) -> np.ndarray:
     """Decoded, resized pixels of image files, ``[N, S, S, 3]`` float32 (N may be 0)."""
-    pixels = [tfops.load_resized(tf.constant(str(p)), size).numpy() for p in paths]
+    pixels = [tfops.load_resized(tf.constant(os.fsencode(p)), size).numpy() for p in paths]
     return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.float32)
 
 

@@ -6,6 +6,8 @@ training batch runs through the whole backbone. That is slow, and the run says s
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -33,7 +35,7 @@ def distorted_sampler(
     backbone: Backbone, images: list[ImageFile], labels: np.ndarray, augmentation: Augmentation
 ) -> BatchSampler:
     """A sampler drawing random training images, distorting them and featurising them."""
-    paths = tf.constant([img.file for img in images])
+    paths = tf.constant([os.fsencode(img.file) for img in images])
     size = backbone.spec.input_size
     aug = augmentation
 

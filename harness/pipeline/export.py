@@ -9,16 +9,13 @@ Signatures:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from harness.errors import HarnessError
+from harness.atomic import json_text
 from harness.pipeline import tfops
 from harness.pipeline.backbone import Backbone, features_of
 from harness.pipeline.train import Head
@@ -69,55 +66,28 @@ class ExportedClassifier(tf.Module):
         return self._classify_pixels(pixels)
 
 
-def export_model(
+def write_saved_model(
     backbone: Backbone,
     head: Head,
     classes: list[str],
-    output_dir: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
     metadata: dict[str, Any],
-) -> Path:
-    """Write the SavedModel, ``labels.txt`` and ``harness.json`` into ``output_dir``.
+) -> None:
+    """Write the SavedModel, ``labels.txt`` and ``harness.json`` into ``folder``.
 
-    The model is written into a temporary sibling directory and moved into place, so
-    an interrupted export never leaves a half-written model where a good one was.
-
-    Returns:
-        The output directory.
+    ``folder`` is a staging folder (see :func:`harness.outputs.replacing_model_folder`):
+    what a user sees at the model's path is swapped in whole, never written in place.
     """
-    out = Path(output_dir)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the model from other users
-    except OSError as exc:
-        raise HarnessError(f"output directory {out} is not writable: {exc.strerror or exc}") from exc
-    try:
-        module = ExportedClassifier(backbone, head)
-        tf.saved_model.save(
-            module,
-            str(staging),
-            signatures={
-                "serving_default": module.classify_images,
-                "classify_pixels": module.classify_pixels,
-            },
-        )
-        (staging / LABELS_FILE).write_bytes(labels_bytes(classes))
-        meta = dict(metadata, classes=classes, input_size=backbone.spec.input_size)
-        (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise HarnessError(f"cannot write the exported model to {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    out = Path(folder)
+    module = ExportedClassifier(backbone, head)
+    tf.saved_model.save(
+        module,
+        str(out),
+        signatures={
+            "serving_default": module.classify_images,
+            "classify_pixels": module.classify_pixels,
+        },
+    )
+    (out / LABELS_FILE).write_bytes(labels_bytes(classes))
+    meta = dict(metadata, classes=classes, input_size=backbone.spec.input_size)
+    (out / METADATA_FILE).write_text(json_text(meta), encoding="utf-8")

@@ -88,7 +88,7 @@ def _load_resized(size: int) -> Callable[[tf.Tensor], tf.Tensor]:
 def image_dataset(paths: Sequence[str], size: int, batch_size: int) -> tf.data.Dataset:
     """Batches of ``(pixels, index)``; files that fail to decode are dropped (indices tell)."""
     ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(paths), tf.string), np.arange(len(paths), dtype=np.int64))
+        (tf.constant([os.fsencode(p) for p in paths], tf.string), np.arange(len(paths), dtype=np.int64))
     )
     load = _load_resized(size)
     return _decoded_batches(ds.map(lambda p, i: (load(p), i), **PARALLEL), batch_size)

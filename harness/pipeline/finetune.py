@@ -12,6 +12,7 @@ beats it hands back the head-only weights, and says so.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -256,7 +257,11 @@ def _images(
     """Batches of ``(pixels, labels)`` decoded on the fly, in the given order; distorted
     with per-image seeds when ``seeds`` is given (the same seeds give the same pixels)."""
     ds = tf.data.Dataset.from_tensor_slices(
-        (list(paths), labels.astype(np.int64), seeds if seeds is not None else np.zeros((len(paths), 2)))
+        (
+            [os.fsencode(p) for p in paths],
+            labels.astype(np.int64),
+            seeds if seeds is not None else np.zeros((len(paths), 2)),
+        )
     )
 
     def load(path: tf.Tensor, label: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.errors import HarnessError, is_control
+from harness.errors import HarnessError, escaped, is_control
 from harness.pipeline.scanindex import ScanIndex
 
 MIN_IMAGES_WARNING = 20
@@ -153,7 +153,7 @@ def scan_images(image_dir: str | os.PathLike[str], index: ScanIndex | None = Non
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir() and (reason := _unusable_label(entry.name, seen_labels)):
+        if entry.is_dir() and (reason := _unusable_label(escaped(entry.name), seen_labels)):
             skipped.append((entry.name, reason))
             continue
         if entry.is_dir():
@@ -171,7 +171,12 @@ def scan_images(image_dir: str | os.PathLike[str], index: ScanIndex | None = Non
             skipped.append((entry.name, not_a_file_reason(entry)))
     classes: list[str] = []
     for class_dir in class_dirs:
-        label = class_dir.name
+        label = escaped(class_dir.name)
+        if label != class_dir.name:
+            warnings.append(
+                f"class folder name '{label}' is not valid UTF-8 (a Latin-1 archive?): "
+                f"labelled '{label}'; rename the folder to choose its label"
+            )
         with _gc_paused():
             found = _scan_class(str(root), str(class_dir), label, index, images, skipped)
         if found == 0:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from harness.atomic import atomic_write
 from harness.errors import HarnessError, first_line
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.tfops import PIXELS
+from harness.quiet import quiet_native
 
 RUNTIMES = ("auto", "tf", "litert")
 #: A converted backbone must match TensorFlow's features on the probe at least this well.
@@ -49,16 +48,8 @@ def convert_features(backbone: Backbone) -> bytes:
     concrete = backbone.features.get_concrete_function()
     # No trackable object: every variable is frozen into a constant, as for the exports;
     # absl's notice that this path is deprecated is not the user's business.
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return converter.convert()
-    finally:
-        absl.setLevel(level)
+    with quiet_native():
+        return tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
 
 
 class LiteRTFeatures:
@@ -66,8 +57,7 @@ class LiteRTFeatures:
 
     def __init__(self, model: bytes, num_threads: int | None = None) -> None:
         self.num_threads = num_threads or os.cpu_count() or 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's move-to-LiteRT notice
+        with quiet_native():  # the move-to-LiteRT notice, XNNPACK's line
             self.interpreter = tf.lite.Interpreter(model_content=model, num_threads=self.num_threads)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
@@ -81,8 +71,9 @@ class LiteRTFeatures:
     def __call__(self, pixels: Any) -> np.ndarray:
         batch = np.ascontiguousarray(pixels, dtype=np.float32)
         if len(batch) != self._batch:  # the interpreter is resized only when the batch changes
-            self.interpreter.resize_tensor_input(self._input, batch.shape)
-            self.interpreter.allocate_tensors()
+            with quiet_native():  # XNNPACK announces itself on allocation
+                self.interpreter.resize_tensor_input(self._input, batch.shape)
+                self.interpreter.allocate_tensors()
             self._batch = len(batch)
         self.interpreter.set_tensor(self._input, batch)
         self.interpreter.invoke()

@@ -29,7 +29,7 @@ def _hash_name(file_name: str) -> str:
 
 
 def _bucket_set(hash_name: str, validation_percentage: float, testing_percentage: float) -> str:
-    hashed = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
+    hashed = int(hashlib.sha1(hash_name.encode("utf-8", "surrogateescape")).hexdigest(), 16)
     percentage = (hashed % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
     if percentage < validation_percentage:
         return "validation"
@@ -69,5 +69,6 @@ def dataset_fingerprint(image_set: ImageSet, splits: dict[str, list[ImageFile]])
     for name in SPLITS:
         for img in sorted(splits[name], key=lambda i: str(i.path)):
             rel = img.path.relative_to(image_set.root)
-            digest.update(f"{name}\t{img.label}\t{rel}\t{img.content_hash}\n".encode())
+            line = f"{name}\t{img.label}\t{rel}\t{img.content_hash}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]

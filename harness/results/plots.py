@@ -45,9 +45,9 @@ def accuracy_vs_speed(
     for device, group in rows.groupby("device"):
         yerr = None
         if accuracy == "test_accuracy":
-            yerr = [
-                (group["test_accuracy"] - group["test_accuracy_ci_low"]) * 100,
-                (group["test_accuracy_ci_high"] - group["test_accuracy"]) * 100,
+            yerr = [  # never negative, whatever a stored run says (matplotlib refuses it)
+                ((group["test_accuracy"] - group["test_accuracy_ci_low"]) * 100).clip(lower=0).fillna(0),
+                ((group["test_accuracy_ci_high"] - group["test_accuracy"]) * 100).clip(lower=0).fillna(0),
             ]
         ax.errorbar(group[speed], group[accuracy] * 100, yerr=yerr, fmt="o", capsize=3, label=_text(device))
     for _, row in rows.iterrows():

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader
 
-from harness.atomic import atomic_write
 from harness.errors import HarnessError, printable
+from harness.outputs import check_output_file, write_output_files
 from harness.results import plots
 from harness.results.analysis import (
     accuracy_column,
@@ -34,6 +34,32 @@ from harness.results.tables import (
 )
 
 TEMPLATE = "report.html.j2"
+REPORT_FILES = {"csv": "report.csv", "md": "report.md", "html": "report.html"}
+
+
+def check_report_dir(folder: Path, image_dir: Path | None = None) -> None:
+    """Before any work: the report's files there may be (re)written by harness.
+
+    Raises:
+        HarnessError: one of them exists and harness did not write it.
+    """
+    for name in REPORT_FILES.values():
+        check_output_file(folder / name, image_dir, what="report")
+
+
+#: A spreadsheet runs a cell that begins with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula, quoted with a leading ``'``."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+            )
+    return out
 
 
 def _b64(png: bytes | None) -> str | None:
@@ -110,10 +136,6 @@ def render_report(
         raise HarnessError("no runs to report")
     frame = runs_frame(runs)
     out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(f"cannot write reports to {out}: {exc.strerror or exc}") from exc
     table = display_frame(frame)
     latest = _latest_details(runs)
     pairs = _pairs(runs, latest)
@@ -211,9 +233,15 @@ def render_report(
             *_md("Cache and timing details", tables["details"]),
         ]
     )
-    paths = {"csv": out / "report.csv", "md": out / "report.md", "html": out / "report.html"}
-    # Each replaced atomically: a full disk leaves the previous report intact.
-    atomic_write(paths["csv"], frame.to_csv(index=False).encode())
-    atomic_write(paths["md"], markdown.encode())
-    atomic_write(paths["html"], html.encode())
-    return paths
+    # Each replaced atomically (a full disk leaves the previous report intact), and only
+    # where the file there is one harness wrote.
+    written = write_output_files(
+        out,
+        {
+            REPORT_FILES["csv"]: csv_safe(frame).to_csv(index=False).encode(),
+            REPORT_FILES["md"]: markdown.encode(),
+            REPORT_FILES["html"]: html.encode(),
+        },
+        what="report",
+    )
+    return {kind: written[name] for kind, name in REPORT_FILES.items()}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_write
+from harness.atomic import atomic_write, json_text
 from harness.errors import HarnessError
 from harness.schema import SCHEMA, complete_row, row_columns, text_columns
 
@@ -22,17 +22,6 @@ def runs_dir(results_dir: str | os.PathLike[str]) -> Path:
     return Path(results_dir) / RUNS_FOLDER
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: store missing numbers as null."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def save_run(
     record: dict[str, Any], folder: str | os.PathLike[str] = DEFAULT_RESULTS_DIR / RUNS_FOLDER
 ) -> Path:
@@ -42,7 +31,7 @@ def save_run(
         HarnessError: if the folder is not writable, the disk is full or the run exists.
     """
     final = Path(folder) / f"{record['run_id']}.json"
-    data = json.dumps(_clean(record), indent=1, default=str).encode()
+    data = json_text(record, indent=1).encode()
     atomic_write(final, data, what=f"run {final}", overwrite=False)
     return final
 
@@ -54,7 +43,29 @@ def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise HarnessError(f"cannot read run {path}: {exc}") from exc
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise HarnessError(f"{path} is not a harness run (schema {SCHEMA})")
+    rows = record.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise HarnessError(f"{path} is damaged: its rows are not a list of rows")
+    if not isinstance(record.get("run_id"), str):
+        raise HarnessError(f"{path} is damaged: it has no run id")
     return record
+
+
+def load_runs(paths: list[Path], skip: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every readable run of ``paths``; each unreadable one is passed to ``skip`` as one line.
+
+    Raises:
+        HarnessError: when none of them can be read.
+    """
+    records = []
+    for path in paths:
+        try:
+            records.append(load_run(path))
+        except HarnessError as exc:
+            skip(f"skipped {exc}")
+    if not records:
+        raise HarnessError(f"none of the {len(paths)} run file(s) could be read")
+    return records
 
 
 def find_runs(

@@ -205,7 +205,9 @@ def _retrain(
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "versions": versions,
     }
-    done = evaluate_and_export(backbone, head, dataset, splits, x["testing"], options, output_dir, metadata)
+    done = evaluate_and_export(
+        backbone, head, dataset, splits, x["testing"], options, output_dir, metadata, log=log
+    )
     return Retrained(
         spec=spec,
         backbone=backbone,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
 from harness.workflow.options import PipelineOptions
@@ -42,6 +44,7 @@ def evaluate_and_export(
     metadata: dict[str, Any],
     *,
     graphdef: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> Delivered:
     """Score ``head`` on the test features; write the SavedModel (and TFLite variants, and
     retrain.py's frozen graph when asked and ``graphdef``) into ``output_dir`` if given."""
@@ -58,29 +61,62 @@ def evaluate_and_export(
     )
     done = Delivered(evaluation, {**metadata, "test_accuracy": evaluation.accuracy})
     if output_dir is not None:
-        from harness.pipeline.export import export_model
+        from harness.outputs import replacing_model_folder
+        from harness.pipeline.export import write_saved_model
 
-        start = time.perf_counter()
-        done.export_dir = export_model(backbone, head, dataset.classes, output_dir, done.metadata)
-        done.export_seconds = time.perf_counter() - start
-    if options.tflite and done.export_dir is not None:
-        from harness.deploy.exports import export_tflite_variants
-
-        done.tflite = export_tflite_variants(
-            backbone,
-            head,
-            dataset.classes,
-            done.export_dir,
-            options.tflite,
-            train_paths=[img.path for img in splits["training"]],
-            test_paths=[img.path for img in test],
-            test_labels=test_labels,
-            reference=np.asarray(evaluation.predictions),
-            seed=options.train.seed,
-        )
-    if graphdef and options.graphdef is not None:
-        from harness.deploy.exports import export_frozen_graph
-
-        target = options.graphdef
-        done.graphdef = export_frozen_graph(backbone, head, dataset.classes, target, done.export_dir)
+        final = Path(output_dir)
+        # Everything the folder will hold is built in staging and swapped in whole.
+        with replacing_model_folder(final, log=log) as staging:
+            start = time.perf_counter()
+            write_saved_model(backbone, head, dataset.classes, staging, done.metadata)
+            done.export_seconds = time.perf_counter() - start
+            if options.tflite:
+                done.tflite = _tflite(backbone, head, dataset, splits, staging, options, evaluation)
+            if graphdef and options.graphdef is not None and not options.graphdef.explicit:
+                done.graphdef = _frozen_graph(backbone, head, dataset, options, staging)
+        done.export_dir = final
+        for variant in done.tflite:
+            variant.path = final / variant.path.name
+        if done.graphdef is not None:
+            done.graphdef = (final / done.graphdef[0].name, final / done.graphdef[1].name)
+    if graphdef and options.graphdef is not None and options.graphdef.explicit:
+        done.graphdef = _frozen_graph(backbone, head, dataset, options, None)
+    elif graphdef and options.graphdef is not None and output_dir is None:
+        raise HarnessError("the frozen graph needs an output folder or explicit paths")
     return done
+
+
+def _tflite(
+    backbone: Any,
+    head: Any,
+    dataset: Dataset,
+    splits: dict[str, list[ImageFile]],
+    folder: Path,
+    options: PipelineOptions,
+    evaluation: Any,
+) -> list[Any]:
+    from harness.deploy.exports import export_tflite_variants
+
+    class_index = {c: i for i, c in enumerate(dataset.classes)}
+    test = splits["testing"]
+    return export_tflite_variants(
+        backbone,
+        head,
+        dataset.classes,
+        folder,
+        options.tflite,
+        train_paths=[img.path for img in splits["training"]],
+        test_paths=[img.path for img in test],
+        test_labels=np.array([class_index[img.label] for img in test], dtype=np.int64),
+        reference=np.asarray(evaluation.predictions),
+        seed=options.train.seed,
+    )
+
+
+def _frozen_graph(
+    backbone: Any, head: Any, dataset: Dataset, options: PipelineOptions, folder: Path | None
+) -> tuple[Path, Path]:
+    from harness.deploy.exports import export_frozen_graph
+
+    assert options.graphdef is not None
+    return export_frozen_graph(backbone, head, dataset.classes, options.graphdef, folder)

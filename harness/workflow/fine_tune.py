@@ -80,6 +80,7 @@ def fine_tune_retrained(
             output_dir,
             metadata,
             graphdef=False,  # retrain.py's graph is the head-only model's
+            log=log,
         )
     return replace(
         result,
