@@ -40,6 +40,30 @@ def _md5(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _h5_damage(path: str, size: int, mtime_ns: int) -> str | None:
+    """Why a weights file cannot be loaded (empty, truncated, not HDF5, an unreadable
+    array), or None. Every array is read once, so damage shows before any image is read,
+    not as h5py internals after the scan."""
+    import h5py
+    import numpy as np
+
+    if size == 0:
+        return "empty file"
+    arrays: list[h5py.Dataset] = []
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visititems(lambda _, item: arrays.append(item) if isinstance(item, h5py.Dataset) else None)
+            if not arrays:
+                return "no weight arrays in it"
+            for array in arrays:
+                np.asarray(array[()])
+    except Exception as exc:  # h5py raises OSError, KeyError or RuntimeError for damage
+        text = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        return f"not a readable HDF5 weights file ({text.strip() or type(exc).__name__})"
+    return None
+
+
 @dataclass(frozen=True)
 class KerasWeights:
     """A ``keras.applications`` weights file: its cache name and download URL."""
@@ -70,6 +94,11 @@ class KerasWeights:
         """The file in ``weights_dir`` (``--weights-dir``) or the Keras cache, or None."""
         return next((p for p, _ in self.candidates(weights_dir) if p.is_file()), None)
 
+    def damage(self, path: Path) -> str | None:
+        """Why the file at ``path`` cannot be loaded, or None (checked once per version)."""
+        st = path.stat()
+        return _h5_damage(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
     def resolve(self, weights_dir: str | os.PathLike[str] | None = None) -> ResolvedWeights:
         """The file on disk, downloading it into the Keras cache when it is missing.
 
@@ -78,6 +107,11 @@ class KerasWeights:
         """
         for path, source in self.candidates(weights_dir):
             if path.is_file():
+                if damage := self.damage(path):
+                    raise WeightsMissingError(
+                        f"weights file {path} is damaged: {damage}; replace it with a complete copy "
+                        "(or delete it to download it again)"
+                    )
                 return ResolvedWeights(path, source or str(path), self._differs(path))
         target = keras_home() / "models" / self.file
         if self.url:

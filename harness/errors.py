@@ -40,10 +40,13 @@ _DECODER_MESSAGES = (
 
 def plain_reason(exc: BaseException) -> str:
     """One plain line for a file TensorFlow could not decode: no op names, no node paths."""
-    text = first_line(exc)
+    whole = str(getattr(exc, "message", exc))  # a tf.function's first line is "Graph execution error:"
     for marker, plain in _DECODER_MESSAGES:
-        if marker in text:
+        if marker in whole:
             return plain
+    text = first_line(exc)
+    if text.rstrip().endswith("Graph execution error:"):
+        text = next((line for line in whole.splitlines()[1:] if line.strip() and "node" not in line), text)
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
     return text.strip() or type(exc).__name__

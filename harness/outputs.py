@@ -6,10 +6,7 @@ Rules, checked before any long work and again under a lock at the moment of writ
   model folder harness wrote: one holding :data:`MODEL_MARKER` (the list of files it
   wrote) and nothing else. A folder with any other file is refused with one line; harness
   never deletes what it did not write.
-- A model folder is replaced as one unit: everything is built in a staging folder beside
-  it, then swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux), so a reader sees the
-  old model or the new one, complete, at every instant. Writers of one folder take turns
-  (a lock on its parent); staging folders left by killed writers are removed.
+- A model folder is replaced as one unit (:mod:`harness.modelfolder`).
 - A **single output file** (a report, retrain.py's ``output_graph.pb``) replaces only a file
   harness wrote there, as recorded in the folder's :data:`FILES_MANIFEST` with its hash.
 - The image folder, its parents and its children are never outputs.
@@ -18,17 +15,11 @@ Rules, checked before any long work and again under a lock at the moment of writ
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import hashlib
 import json
 import os
-import re
-import shutil
 import stat
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,21 +52,21 @@ STAGING_TAG = ".staging-"
 Log = Callable[[str], None]
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     return printable(str(path))
 
 
 # --- what a path is ---------------------------------------------------------------------
 
 
-def _entries(folder: Path) -> list[str]:
+def list_entries(folder: Path) -> list[str]:
     try:
         return sorted(os.listdir(folder))
     except OSError as exc:
-        raise HarnessError(f"cannot read {_shown(folder)}: {exc.strerror or exc}") from None
+        raise HarnessError(f"cannot read {shown(folder)}: {exc.strerror or exc}") from None
 
 
-def _marker_files(folder: Path) -> set[str] | None:
+def marker_files(folder: Path) -> set[str] | None:
     """The files harness recorded in ``folder``'s marker, or None if it holds no model of ours."""
     marker = folder / MODEL_MARKER
     try:
@@ -102,17 +93,13 @@ def foreign_files(folder: Path) -> list[str] | None:
         None when ``folder`` holds no model harness wrote (and is not empty); else the
         names harness would have to delete to replace it (empty: it may be replaced).
     """
-    names = _entries(folder)
+    names = list_entries(folder)
     if not names:
         return []
-    ours = _marker_files(folder)
+    ours = marker_files(folder)
     if ours is None:
         return None
     return [n for n in names if n not in ours]
-
-
-def _related(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
 
 
 def check_apart_from_images(
@@ -130,12 +117,12 @@ def check_apart_from_images(
     if out == images or (out in images.parents and not container):
         where = "is" if out == images else "holds"
         raise HarnessError(
-            f"{what} {_shown(path)} {where} the image folder {_shown(image_dir)}: "
+            f"{what} {shown(path)} {where} the image folder {shown(image_dir)}: "
             "writing there would replace your photos; choose a folder outside it"
         )
     if images in out.parents:
         raise HarnessError(
-            f"{what} {_shown(path)} is inside the image folder {_shown(image_dir)} "
+            f"{what} {shown(path)} is inside the image folder {shown(image_dir)} "
             "(it would be read as a class); choose a folder outside it"
         )
 
@@ -151,37 +138,34 @@ def check_model_folder(path: Path, image_dir: Path | None = None, what: str = "m
     resolved = path.resolve()
     if resolved == Path.cwd() or resolved in Path.cwd().parents:
         raise HarnessError(
-            f"{what} {_shown(path)} holds the current folder, which harness would replace; "
+            f"{what} {shown(path)} holds the current folder, which harness would replace; "
             "name a new folder such as harness-model"
         )
     if not path.exists() and not path.is_symlink():
         return
     if not path.is_dir():
-        raise HarnessError(f"{what} {_shown(path)} exists and is not a folder; choose another path")
+        raise HarnessError(f"{what} {shown(path)} exists and is not a folder; choose another path")
     foreign = foreign_files(path)
     if foreign is None:
         raise HarnessError(
-            f"{what} {_shown(path)} holds files harness did not write; it replaces only its own "
+            f"{what} {shown(path)} holds files harness did not write; it replaces only its own "
             "model folders: choose a new or empty folder"
         )
     if foreign:
-        shown = ", ".join(printable(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        names = ", ".join(printable(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise HarnessError(
-            f"{what} {_shown(path)} holds files harness did not write ({shown}); move them out "
+            f"{what} {shown(path)} holds files harness did not write ({names}); move them out "
             "or choose another folder"
         )
     if not path.stat().st_mode & stat.S_IWUSR:
         raise HarnessError(
-            f"{what} {_shown(path)} is write-protected; harness leaves it as it is "
+            f"{what} {shown(path)} is write-protected; harness leaves it as it is "
             "(make it writable to replace it, or choose another folder)"
         )
 
 
-# --- replacing a model folder ------------------------------------------------------------
-
-
 @contextlib.contextmanager
-def _locked(folder: Path, log: Log | None, what: str) -> Iterator[None]:
+def locked(folder: Path, log: Log | None, what: str) -> Iterator[None]:
     """An exclusive lock on ``folder`` (a directory): writers of the folders in it take turns."""
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -196,139 +180,31 @@ def _locked(folder: Path, log: Log | None, what: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _remove_ours(folder: Path) -> bool:
-    """Delete a folder harness wrote, write-protected parts included; False if it could not."""
+def damaged_model_file(folder: Path) -> str | None:
+    """The first file of a model folder harness wrote that changed since (truncated,
+    corrupted), as one line; None when all there are whole or nothing was recorded.
 
-    def make_writable(func: Callable[..., object], name: str, _exc: object) -> None:
-        parent = os.path.dirname(name)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-        func(name)
-
-    try:
-        folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
-        shutil.rmtree(folder, onerror=make_writable)
-    except OSError:
-        return False
-    return True
-
-
-def _clean_stale(out: Path, log: Log | None) -> None:
-    """Staging folders of killed writers (only under the lock: no live writer has one),
-    and those earlier versions of harness left (``.NAME.old``, ``.NAME.xxxxxxxx``)."""
-    prefix = f".{out.name}{STAGING_TAG}"
-    legacy = re.compile(re.escape(f".{out.name}.") + r"(old|[a-z0-9_]{8})")
-    for name in _entries(out.parent):
-        stale = out.parent / name
-        if stale.is_symlink() or not stale.is_dir():
-            continue
-        ours = name.startswith(prefix) and (
-            (stale / ".harness-staging").exists() or _marker_files(stale) is not None
-        )
-        if ours or (legacy.fullmatch(name) and _marker_files(stale) is not None):
-            if not _remove_ours(stale) and log is not None:
-                log(f"warning: could not remove the stale staging folder {_shown(stale)}")
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2); False where that is unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _fsync_tree(folder: Path) -> None:
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_marker(staging: Path) -> None:
-    files = sorted(n for n in os.listdir(staging) if n not in (MODEL_MARKER, ".harness-staging"))
-    (staging / MODEL_MARKER).write_text(json.dumps({"written_by": "harness", "files": files}))
-    (staging / ".harness-staging").unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def replacing_model_folder(
-    path: str | os.PathLike[str], *, log: Log | None = None, what: str = "model folder"
-) -> Iterator[Path]:
-    """Yield a staging folder to write a whole model into; on success it becomes ``path``.
-
-    The swap is one atomic step, so ``path`` holds the old model or the new one, complete,
-    at every instant, whatever is killed when. On an error the staging folder is removed
-    and ``path`` is left as it was.
-
-    Raises:
-        HarnessError: ``path`` may not be replaced (see :func:`check_model_folder`) or
-            cannot be written, in one line naming it.
+    A damaged TFLite file can crash the interpreter, so this is checked before loading.
     """
-    out = Path(path)
-    if out.name in ("", ".", "..") or out.is_symlink():
-        out = out.resolve()  # a link is the user's: the folder it names is replaced
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(f"cannot create {_shown(out.parent)}: {exc.strerror or exc}") from None
-    with _locked(out.parent, log, f"{what} {_shown(out)}"):
-        check_model_folder(out, what=what)
-        _clean_stale(out, log)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING_TAG}", dir=out.parent))
-            umask = os.umask(0)
-            os.umask(umask)
-            staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the model from other users
-            (staging / ".harness-staging").touch()
-        except OSError as exc:
-            raise HarnessError(f"{what} {_shown(out)} is not writable: {exc.strerror or exc}") from None
-        try:
-            yield staging
-            _write_marker(staging)
-            _fsync_tree(staging)
-            if out.exists() or out.is_symlink():
-                if not _exchange(staging, out):
-                    # No atomic exchange here: two renames, the old kept until the new is in.
-                    os.replace(out, staging.with_name(staging.name + ".old"))
-                    os.replace(staging, out)
-                    staging = staging.with_name(staging.name + ".old")
-            else:
-                os.rename(staging, out)
-                return
-        except OSError as exc:
-            _remove_ours(staging)
-            raise HarnessError(f"cannot write the {what} {_shown(out)}: {exc.strerror or exc}") from None
-        except BaseException:
-            _remove_ours(staging)
-            raise
-        # ``staging`` now holds the previous model.
-        if not _remove_ours(staging) and log is not None:
-            log(f"warning: could not remove the previous model, now in {_shown(staging)}")
+        record = json.loads((folder / MODEL_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    hashes = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(hashes, dict):
+        return None
+    for rel, digest in hashes.items():
+        found = sha256_of(folder / rel)
+        # A file removed on purpose (a TFLite file not shipped) is for the loader to miss.
+        if found is not None and found != digest:
+            return f"{shown(folder / rel)} is damaged (not the file harness wrote)"
+    return None
 
 
 # --- single output files ----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str | None:
+def sha256_of(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
@@ -354,10 +230,10 @@ def check_output_file(path: Path, image_dir: Path | None = None, what: str = "ou
     if not path.exists() and not path.is_symlink():
         return
     if path.is_dir():
-        raise HarnessError(f"{what} {_shown(path)} is a folder; name a file")
-    if _manifest(path.parent).get(path.name) != _sha256(path):
+        raise HarnessError(f"{what} {shown(path)} is a folder; name a file")
+    if _manifest(path.parent).get(path.name) != sha256_of(path):
         raise HarnessError(
-            f"{what} {_shown(path)} exists and harness did not write it; move it or choose another path"
+            f"{what} {shown(path)} exists and harness did not write it; move it or choose another path"
         )
 
 
@@ -371,14 +247,14 @@ def write_output_files(folder: Path, files: dict[str, bytes], *, what: str = "ou
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HarnessError(f"cannot write {what} to {_shown(folder)}: {exc.strerror or exc}") from None
+        raise HarnessError(f"cannot write {what} to {shown(folder)}: {exc.strerror or exc}") from None
     written = {}
-    with _locked(folder, None, f"{what} in {_shown(folder)}"):
+    with locked(folder, None, f"{what} in {shown(folder)}"):
         for name in files:
             check_output_file(folder / name, what=what)
         manifest = _manifest(folder)
         for name, data in files.items():
-            atomic_write(folder / name, data, what=f"{what} {_shown(folder / name)}")
+            atomic_write(folder / name, data, what=f"{what} {shown(folder / name)}")
             manifest[name] = hashlib.sha256(data).hexdigest()
             written[name] = folder / name
         atomic_write(folder / FILES_MANIFEST, json.dumps(manifest, indent=1).encode(), what=what)

@@ -137,7 +137,16 @@ class BackboneSpec:
         return f"{prefix}_{digest}"
 
     def weights_on_disk(self, weights_dir: str | os.PathLike[str] | None = None) -> bool | None:
-        """Whether the pretrained weights are on disk; None for backbones loading their own."""
+        """Whether usable pretrained weights are on disk; None for backbones loading their own."""
+        return None if self.weights is None else self.weights_status(weights_dir) == "on disk"
+
+    def weights_status(self, weights_dir: str | os.PathLike[str] | None = None) -> str:
+        """``on disk``, ``not on disk``, ``damaged (why)``, or ``-`` (the backbone loads its own)."""
         if self.weights is None:
-            return None
-        return self.weights.locate(weights_dir) is not None
+            return "-"
+        path = self.weights.locate(weights_dir)
+        if path is None:
+            return "not on disk"
+        check = getattr(self.weights, "damage", None)  # optional for a plugin's source
+        why = check(path) if check is not None else None
+        return f"damaged ({why})" if why else "on disk"

@@ -217,7 +217,12 @@ def test_label_refuses_a_labels_file_that_does_not_match_the_model(train_tiny, s
     out = tmp_path / "m"
     assert train_tiny(small_flowers, out, "--steps", "10").exit_code == 0
     (out / "labels.txt").write_text("daisy\nroses\nsun\nflowers\n")  # 4 lines, 3 outputs
-    result = CliRunner().invoke(cli, ["label", "--model", str(out), str(next(small_flowers.glob("*/*")))])
+    image = str(next(small_flowers.glob("*/*")))
+    result = CliRunner().invoke(cli, ["label", "--model", str(out), image])
+    # harness recorded what it wrote: a changed file is named before anything is loaded
+    assert result.exit_code == 1 and "labels.txt is damaged (not the file harness wrote)" in result.output
+    (out / ".harness-model").unlink()  # a folder without that record: the count still guards
+    result = CliRunner().invoke(cli, ["label", "--model", str(out), image])
     assert result.exit_code == 1 and "has 4 lines but the model has 3 outputs" in result.output
 
 

@@ -259,6 +259,7 @@ def test_everything_a_run_writes_stays_in_the_folders_named(tiny_backbone, small
     assert result.exit_code == 0, result.output
     [run] = (results / "runs").glob("*.json")
     assert sorted(p.name for p in (results / run.stem).iterdir()) == [
+        ".harness-files",  # what harness wrote there, so it replaces only those
         "report.csv",
         "report.html",
         "report.md",

@@ -16,7 +16,7 @@ from harness import __version__
 from harness.errors import HarnessError, one_line
 
 
-def import_tensorflow(ctx: click.Context) -> None:
+def import_tensorflow(ctx: click.Context | None = None) -> None:
     """Import TensorFlow with its start-up chatter (CUDA probes, absl notices) silenced.
 
     Those lines are written by C++ straight to file descriptor 2, so Python's logging
@@ -42,6 +42,9 @@ class HarnessGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # output piped into head, which has read enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:
             if ctx.meta.get("harness.debug"):
                 raise

@@ -139,7 +139,7 @@ def build_pipeline_options(
     depend on others (the extraction batch on the device) are settled here."""
     from harness.cli.app import import_tensorflow
 
-    import_tensorflow(click.get_current_context())  # quietly, before the pipeline's modules do
+    import_tensorflow()  # quietly, before the pipeline's modules do
     from harness.deploy.exports import GraphdefExport
     from harness.pipeline.cache import default_cache_dir
     from harness.pipeline.extract import default_extract_batch_size

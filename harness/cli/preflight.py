@@ -56,8 +56,6 @@ def preflight(
 
     check_device(options.device)
     image_dir = Path(data.image_dir)
-    if not image_dir.is_dir():
-        raise HarnessError(f"image directory not found: {image_dir}")
     extra = [Path(p) for p in (options.cache_dir, options.summaries_dir) if p]
     folders = [Path(p) for p in outputs if p is not None] + extra
     for folder in folders:

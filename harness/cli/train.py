@@ -32,14 +32,13 @@ def backbones_cmd(pattern: str, weights_dir: Path | None) -> None:
     """List registered backbones matching PATTERN (wildcards allowed)."""
     rows = []
     for spec in list_backbones(pattern):
-        available = spec.weights_on_disk(weights_dir)
         rows.append(
             {
                 "name": spec.name,
                 "input": spec.input_size,
                 "features": spec.feature_size,
                 "params": f"{spec.params / 1e6:.2f}M" if spec.params else "?",
-                "imagenet weights": {True: "on disk", False: "not on disk", None: "-"}[available],
+                "imagenet weights": spec.weights_status(weights_dir),
                 "description": spec.description,
                 "aliases": _aliases_text(spec.aliases),
             }
@@ -145,6 +144,11 @@ def fine_tune_and_report(
 
 def print_training_result(result: Any, *, print_misclassified: bool) -> None:
     ev = result.evaluation
+    if ev.n == 0:
+        echo("final test accuracy: not measured (no test images)")
+        if result.export_dir is not None:
+            echo(f"exported model to {result.export_dir}")
+        return
     random_note = " (random weights: not a real result)" if result.metadata["weights"] == "random" else ""
     echo(
         f"final test accuracy = {ev.accuracy * 100:.1f}% (N={ev.n}, 95% CI "

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError, plain_reason
+from harness.errors import HarnessError, first_line, plain_reason
+from harness.outputs import damaged_model_file
 from harness.pipeline.export import LABELS_FILE, METADATA_FILE
-from harness.pipeline.images import sniff_format
+from harness.pipeline.images import not_a_file_reason, sniff_format
 
 BATCH = 32
 
@@ -32,35 +33,59 @@ class Classifier:
 
 
 def load_classifier(model: str | os.PathLike[str]) -> Classifier:
-    """Load an exported SavedModel directory or a ``.tflite`` file beside its labels.txt."""
+    """Load an exported SavedModel directory or a ``.tflite`` file beside its labels.txt.
+
+    Raises:
+        HarnessError: one line naming the file that is missing or damaged.
+    """
     path = Path(model)
     is_tflite = path.is_file() and path.suffix == ".tflite"
     folder = path.parent if is_tflite else path
     if not is_tflite and not (path / "saved_model.pb").is_file():
         raise HarnessError(f"no exported model at {path} (expected saved_model.pb or a .tflite file)")
+    if damage := damaged_model_file(folder):
+        raise HarnessError(f"{damage}: export the model again")
     labels_file = folder / LABELS_FILE
     if not labels_file.is_file():
         raise HarnessError(f"{labels_file} is missing")
-    labels = labels_file.read_text(encoding="utf-8").splitlines()
+    try:
+        labels = labels_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{labels_file} is damaged ({_reason(exc)}): export the model again") from None
     meta_file = folder / METADATA_FILE
-    metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    try:
+        metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{meta_file} is damaged ({_reason(exc)}): export the model again") from None
     if is_tflite:
         from harness.deploy.tflite import TFLiteModel
 
-        tflite = TFLiteModel(path)
+        try:
+            tflite = TFLiteModel(path)
+        except Exception as exc:
+            raise HarnessError(f"{path} is not a readable TFLite model ({_reason(exc)})") from None
         _check_labels(labels_file, labels, int(tflite.interpreter.get_output_details()[0]["shape"][-1]))
         return Classifier(path=path, labels=labels, metadata=metadata, _predict=tflite.predict_encoded)
 
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures["serving_default"]
+    try:
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures["serving_default"]
+    except Exception as exc:
+        raise HarnessError(
+            f"the SavedModel in {path} is damaged ({_reason(exc)}): export the model again"
+        ) from None
     _check_labels(labels_file, labels, int(signature.structured_outputs["probabilities"].shape[-1]))
 
     def predict(encoded: list[bytes]) -> np.ndarray:
         return signature(images=tf.constant(encoded, dtype=tf.string))["probabilities"].numpy()
 
     return Classifier(path=path, labels=labels, metadata=metadata, _predict=predict)
+
+
+def _reason(exc: BaseException) -> str:
+    return type(exc).__name__ if not first_line(exc) else first_line(exc)[:200]
 
 
 def _check_labels(labels_file: Path, labels: list[str], outputs: int) -> None:
@@ -82,12 +107,19 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]
             candidates = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         elif path.is_file():
             candidates = [path]
+        elif path.exists() or path.is_symlink():
+            skipped.append((item, not_a_file_reason(path)))
+            continue
         else:
             skipped.append((item, "no such file"))
             continue
         for file in candidates:
-            with open(file, "rb") as fh:
-                head = fh.read(16)
+            try:
+                with open(file, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as exc:
+                skipped.append((str(file), f"unreadable: {exc.strerror or exc}"))
+                continue
             if sniff_format(head) is None:
                 skipped.append((str(file), "not a JPEG, PNG, GIF or BMP image"))
             else:
@@ -115,7 +147,15 @@ def classify_files(
 
     for start in range(0, len(files), BATCH):
         batch = files[start : start + BATCH]
-        data = [f.read_bytes() for f in batch]
+        data = []
+        for file in list(batch):
+            try:
+                data.append(file.read_bytes())
+            except OSError as exc:
+                batch.remove(file)
+                skipped.append((str(file), f"unreadable: {exc.strerror or exc}"))
+        if not batch:
+            continue
         try:
             rows(batch, classifier.predict(data))
         except Exception:  # one bad file fails the batch: retry one by one to isolate it

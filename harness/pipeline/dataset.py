@@ -39,6 +39,28 @@ class Dataset:
         return {k: len(v) for k, v in self.splits.items()}
 
 
+def split_warnings(classes: list[str], splits: dict[str, list[ImageFile]]) -> list[str]:
+    """One line per class the split leaves without training images, and one for an empty
+    test set (retrain.py's hash split puts each file by its name, so a small class can land
+    wholly in one set)."""
+    from collections import Counter
+
+    training = Counter(img.label for img in splits["training"])
+    elsewhere = Counter(img.label for name, imgs in splits.items() if name != "training" for img in imgs)
+    out = [
+        f"class '{label}' has no training image (its {elsewhere[label]} fall in validation or "
+        "testing): the model cannot learn it; add photos to it"
+        for label in classes
+        if not training[label]
+    ]
+    if not splits["testing"]:
+        out.append(
+            "no test images after the split: test accuracy cannot be measured "
+            "(add photos or raise --testing-percentage)"
+        )
+    return out
+
+
 def prepare_dataset(
     image_dir: str | os.PathLike[str],
     validation_percentage: float = 10,
@@ -57,6 +79,7 @@ def prepare_dataset(
     splits = split_images(images.images, validation_percentage, testing_percentage)
     if not splits["training"]:
         raise HarnessError("no training images after the split; add images or lower the percentages")
+    images.warnings.extend(split_warnings(images.classes, splits))
     return Dataset(
         images=images,
         splits=splits,

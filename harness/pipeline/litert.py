@@ -108,22 +108,55 @@ def with_litert(
     """
     name = backbone.spec.name
     path = _converted_file(cache_dir, backbone, weights) if cache_dir and weights != "random" else None
+    cached = _read_converted(path) if path is not None else None
     try:
-        if path is not None and path.is_file():
-            model = path.read_bytes()
-        else:
-            model = convert_features(backbone)
-            if path is not None:
-                atomic_write(path, model, what="converted backbone")
-        extract = LiteRTFeatures(model)
-        size = backbone.spec.input_size
-        probe = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
-        ours, theirs = extract(probe), backbone.features(probe).numpy()
-        worst = float(cosines(ours, theirs).min()) if ours.shape == theirs.shape else float("nan")
-        if not worst >= PROBE_COSINE:
-            raise HarnessError(f"its features differ from TensorFlow's (cosine {worst:.6f})")
+        if cached is not None:
+            try:
+                return _probed(backbone, cached)
+            except Exception as exc:  # a damaged or stale file: converted again, once
+                log(
+                    f"{name}: notice: the converted backbone in the cache failed "
+                    f"({first_line(exc)}); converting again"
+                )
+        model = convert_features(backbone)
+        if path is not None:
+            atomic_write(path, model, what="converted backbone")
+            atomic_write(
+                _digest_file(path), hashlib.sha256(model).hexdigest().encode(), what="converted backbone"
+            )
+        return _probed(backbone, model)
     except Exception as exc:
         reason = first_line(exc)
         log(f"{name}: notice: LiteRT cannot run this backbone ({reason}); extracting with TensorFlow")
         return backbone
+
+
+def _digest_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_converted(path: Path) -> bytes | None:
+    """The cached converted backbone if it is whole (its SHA-256 as written), else None:
+    a truncated flatbuffer can crash the interpreter, so it is never handed one."""
+    try:
+        model = path.read_bytes()
+        expected = _digest_file(path).read_text().strip()
+    except OSError:
+        return None
+    return model if hashlib.sha256(model).hexdigest() == expected else None
+
+
+def _probed(backbone: Backbone, model: bytes) -> Backbone:
+    """``backbone`` extracting with ``model``, if its features match TensorFlow's on a probe.
+
+    Raises:
+        HarnessError: they differ.
+    """
+    extract = LiteRTFeatures(model)
+    size = backbone.spec.input_size
+    probe = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    ours, theirs = extract(probe), backbone.features(probe).numpy()
+    worst = float(cosines(ours, theirs).min()) if ours.shape == theirs.shape else float("nan")
+    if not worst >= PROBE_COSINE:
+        raise HarnessError(f"its features differ from TensorFlow's (cosine {worst:.6f})")
     return dataclasses.replace(backbone, extract=extract, runtime="litert")

@@ -61,7 +61,7 @@ def evaluate_and_export(
     )
     done = Delivered(evaluation, {**metadata, "test_accuracy": evaluation.accuracy})
     if output_dir is not None:
-        from harness.outputs import replacing_model_folder
+        from harness.modelfolder import replacing_model_folder
         from harness.pipeline.export import write_saved_model
 
         final = Path(output_dir)
