@@ -1,0 +1,229 @@
+"""The run plan: every choice of a run settled once, in one typed place.
+
+Like black's ``Mode``: the command line parses flags into these frozen values, each
+checked here and nowhere else (:meth:`Device.parse`, :meth:`Runtime.decide`,
+:meth:`Weights.parse`), and every stage below takes them as they are. A backbone of
+the run is a :class:`Target`: its spec, its weights file resolved once, and the extra
+exports its alias declares (retrain.py's ``_quantized`` names, in ``backbones/``).
+
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.spec import BackboneSpec, ResolvedWeights
+
+
+class _Choice(str, enum.Enum):
+    """A command-line choice: compares, prints and serialises as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(str(c.value) for c in cls)
+
+    @classmethod
+    def parse(cls, value: str | _Choice) -> Any:
+        """The choice named ``value``.
+
+        Raises:
+            HarnessError: naming the accepted values.
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            noun = cls.__name__.lower()
+            raise HarnessError(f"unknown {noun} {value!r}: one of {', '.join(cls.values())}") from None
+
+
+class Device(_Choice):
+    """Where the backbone runs in TensorFlow."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+    @property
+    def tf_name(self) -> str:
+        return "/GPU:0" if self is Device.GPU else "/CPU:0"
+
+
+class Runtime(_Choice):
+    """What runs the backbone for bottlenecks."""
+
+    AUTO = "auto"
+    TF = "tf"
+    LITERT = "litert"
+
+    def decide(self, device: Device) -> Runtime:
+        """``auto`` is LiteRT on a CPU and TensorFlow on a GPU (the interpreter runs on the CPU).
+
+        Raises:
+            HarnessError: LiteRT asked for on a GPU.
+        """
+        if self is Runtime.AUTO:
+            return Runtime.LITERT if device is Device.CPU else Runtime.TF
+        if self is Runtime.LITERT and device is not Device.CPU:
+            raise HarnessError("--runtime litert runs on the CPU; with --device gpu use --runtime tf or auto")
+        return self
+
+
+class Weights(_Choice):
+    """ImageNet weights, or random ones for speed-only runs (their accuracy means nothing)."""
+
+    IMAGENET = "imagenet"
+    RANDOM = "random"
+
+    @property
+    def real(self) -> bool:
+        return self is Weights.IMAGENET
+
+
+#: Timed single-image calls of each export, unless ``--latency-runs`` says otherwise.
+DEFAULT_LATENCY_RUNS = 20
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Final-layer training options (retrain.py's flags and defaults)."""
+
+    steps: int = 4000
+    learning_rate: float = 0.01
+    batch_size: int = 100
+    eval_interval: int = 100
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """retrain.py's distortions; percentages as its flags took them."""
+
+    flip_left_right: bool = False
+    random_crop: float = 0.0
+    random_scale: float = 0.0
+    random_brightness: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """``--fine-tune`` and its options."""
+
+    layers: int | None  # top layers with weights to train (batch norms not counted); None: all
+    epochs: int = 10  # at most; early stopping usually ends sooner
+    learning_rate: float = 1e-5
+    beta_1: float = 0.9  # Adam's moment decays, as Keras defaults them
+    beta_2: float = 0.999
+    batch_size: int = 32
+    patience: int = 2  # epochs without a better validation accuracy before stopping
+    seed: int = 0
+
+    @property
+    def tag(self) -> str:
+        """The fine-tuned model's suffix: ``ft4`` for the top 4 layers, ``ftall``."""
+        return "ftall" if self.layers is None else f"ft{self.layers}"
+
+
+@dataclass(frozen=True)
+class GraphdefExport:
+    """Where retrain.py's frozen graph and labels go (None: into the export folder)."""
+
+    graph: str | None = None
+    labels: str | None = None
+    final_tensor_name: str = "final_result"
+
+    @property
+    def explicit(self) -> bool:
+        """Both paths given (retrain.py's flags): written there, not into the model folder."""
+        return self.graph is not None and self.labels is not None
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the images are and how they are split."""
+
+    image_dir: Path
+    validation_percentage: float = 10
+    testing_percentage: float = 10
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How a run times each backbone (``harness run``'s timing flags)."""
+
+    timing_images: int = 256
+    timing_repeats: int = 3
+    latency_runs: int = DEFAULT_LATENCY_RUNS
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Options shared by every backbone of a run, each settled once."""
+
+    weights: Weights = Weights.IMAGENET
+    weights_dir: str | None = None
+    cache_dir: str | None = None  # None: no cache at all
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: Device = Device.CPU
+    extract_batch_size: int = 16  # see harness.pipeline.extract.default_extract_batch_size
+    runtime: Runtime = Runtime.AUTO  # as asked; Target.runtime is what runs
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
+    graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
+    summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
+    fine_tune: FineTuneConfig | None = None  # then also train the backbone's top layers
+    ray: str | None = None  # bottlenecks on Ray: local, auto or ray://host:port
+
+    def __post_init__(self) -> None:
+        # Plain strings from callers and stored configurations become the choices, once.
+        object.__setattr__(self, "weights", Weights.parse(self.weights))
+        object.__setattr__(self, "device", Device.parse(self.device))
+        object.__setattr__(self, "runtime", Runtime.parse(self.runtime))
+
+    @property
+    def bottleneck_runtime(self) -> Runtime:
+        """What extracts bottlenecks on this device (checked: LiteRT only on a CPU)."""
+        return self.runtime.decide(self.device)
+
+    def for_target(self, target: Target) -> PipelineOptions:
+        """These options for one backbone of several: its own TensorBoard run folder and
+        the exports its alias adds."""
+        summaries = str(Path(self.summaries_dir) / target.spec.safe_name()) if self.summaries_dir else None
+        tflite = tuple(dict.fromkeys([*self.tflite, *target.tflite]))
+        return replace(self, summaries_dir=summaries, tflite=tflite)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One backbone of a run: the spec, its weights resolved once, and what its alias adds.
+
+    Attributes:
+        spec: The backbone.
+        weights: The weights file found before any image was read (None for random
+            weights and for backbones that load their own).
+        tflite: TFLite variants its alias asks for (retrain.py's ``_quantized``: int8).
+        alias: The name the user gave, when it was an alias declaring extra exports.
+        error: Why its weights cannot be had (the run records it and goes on).
+    """
+
+    spec: BackboneSpec
+    weights: ResolvedWeights | None = None
+    tflite: tuple[str, ...] = ()
+    alias: str | None = None
+    error: str | None = None
