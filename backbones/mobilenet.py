@@ -54,11 +54,15 @@ def retrain_py_names(alpha: float, size: int) -> tuple[str, ...]:
     0.25); ``0.5`` is accepted too. ``mobilenet`` alone is its default MobileNet, 1.0 at 224.
     """
     widths = {1.0: ("1.0",), 0.75: ("0.75",), 0.5: ("0.50", "0.5"), 0.25: ("0.25",)}[alpha]
-    names = [f"mobilenet_{w}_{size}" for w in widths]
-    # `_quantized` meant an 8-bit exported graph: harness retrains the float network and
-    # adds an int8 TFLite export for these names (harness.cli.options.QUANTIZED_SUFFIX).
-    names += [n + "_quantized" for n in names]
-    return (("mobilenet",) if (alpha, size) == (1.0, 224) else ()) + tuple(names)
+    names = tuple(f"mobilenet_{w}_{size}" for w in widths)
+    return (("mobilenet",) if (alpha, size) == (1.0, 224) else ()) + names
+
+
+def retrain_py_quantized_names(alpha: float, size: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """retrain.py's ``..._quantized`` names meant an 8-bit exported graph: harness retrains
+    the float network and adds the int8 TFLite export for them."""
+    plain = [n for n in retrain_py_names(alpha, size) if n != "mobilenet"]
+    return tuple((f"{n}_quantized", ("int8",)) for n in plain)
 
 
 def mobilenet_v1_specs() -> list[BackboneSpec]:
@@ -80,6 +84,7 @@ def mobilenet_v1_specs() -> list[BackboneSpec]:
                     options=(("constructor", "MobileNet"), ("alpha", alpha)),
                     description=f"MobileNet v1, alpha {alpha}, {size} px",
                     aliases=retrain_py_names(alpha, size),
+                    alias_exports=retrain_py_quantized_names(alpha, size),
                 )
             )
     return out

@@ -50,8 +50,9 @@ def main() -> int:
     import numpy as np
 
     from harness.pipeline.dataset import prepare_dataset
+    from harness.plan import PipelineOptions
     from harness.registry import get_backbone
-    from harness.workflow import PipelineOptions, retrain_final_layer
+    from harness.workflow import retrain_final_layer
 
     keras_spec = get_backbone("inception_v3")
 

@@ -196,7 +196,7 @@ def driver_rate(cache_dir: str, n: int = 20000, width: int = 1024, batch: int = 
 
     import numpy as np
 
-    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.extract import extract_features
     from harness.pipeline.images import ImageFile
 
@@ -210,7 +210,7 @@ def driver_rate(cache_dir: str, n: int = 20000, width: int = 1024, batch: int = 
             index = np.arange(start, min(start + batch, len(paths)))
             yield index, block[: len(index)]
 
-    cache = BottleneckCache(cache_dir, "ingest", "benchmark", width)
+    cache = CacheRoot(cache_dir).bottleneck_cache("ingest", "benchmark", width)
     began = time.perf_counter()
     extract_features(None, images, cache, stream=stream)  # type: ignore[arg-type]
     return n / (time.perf_counter() - began)

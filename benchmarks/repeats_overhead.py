@@ -47,10 +47,10 @@ def main() -> int:
 
     from harness.bench.accuracy import AccuracyOptions
     from harness.bench.envinfo import environment
-    from harness.bench.runner import TimingOptions, run_backbones
+    from harness.bench.runner import run_backbones
     from harness.pipeline.dataset import prepare_dataset
+    from harness.plan import PipelineOptions, TimingOptions
     from harness.registry import registry
-    from harness.workflow import PipelineOptions
 
     env = environment()
     with tempfile.TemporaryDirectory() as tmp:

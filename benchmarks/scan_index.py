@@ -52,8 +52,8 @@ def main() -> int:
     parser.add_argument("--bytes", type=int, default=20_000, help="size of each file")
     args = parser.parse_args()
 
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.images import scan_images
-    from harness.pipeline.scanindex import ScanIndex
 
     photo = Path(__file__).resolve().parents[2] / "shared" / "data" / "flower_photos_subset" / "daisy"
     head = sorted(photo.iterdir())[0].read_bytes()[: args.bytes - 8] if photo.is_dir() else b"\xff\xd8\xff"
@@ -77,7 +77,7 @@ def main() -> int:
             if evict:
                 _drop_from_page_cache(root)
             start = time.perf_counter()  # loading the index is part of the scan's cost
-            scanned = scan_images(root, ScanIndex.for_folder(cache, root) if indexed else None)
+            scanned = scan_images(root, CacheRoot(cache).scan_index(root) if indexed else None)
             timings[name] = time.perf_counter() - start
             counts = f"{len(scanned.images):,} images, {scanned.indexed:,} not read"
             print(f"{name}: {timings[name]:.2f} s ({counts})")

@@ -60,15 +60,16 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
 
     from harness.pipeline import tfops
     from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.extract import extract_features
     from harness.pipeline.litert import with_litert
+    from harness.plan import Weights
     from harness.registry import get_backbone
 
     paths = [str(i.path) for i in images]
     n = len(paths)
     spec = get_backbone(name)
-    weights = "imagenet" if spec.weights_on_disk(args.weights_dir) else "random"
+    weights = Weights.IMAGENET if spec.weights_on_disk(args.weights_dir) else Weights.RANDOM
     backbone = load_backbone(spec, weights, args.weights_dir)
     lite = with_litert(backbone, weights, None, print)  # LiteRT (XNNPACK), or TF with a notice
     size, bs = spec.input_size, args.batch_size
@@ -103,7 +104,7 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
     def harness_path(runtime: Any = backbone) -> Callable[[], float]:
         def measure() -> float:
             with tempfile.TemporaryDirectory() as cache_dir:
-                cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
+                cache = CacheRoot(cache_dir).bottleneck_cache(spec.name, "bench", backbone.feature_size)
                 result = extract_features(runtime, images, cache, batch_size=bs)
                 return rate(result.computed + result.cached, result.seconds)
 
@@ -192,7 +193,7 @@ def measure_backbone(name: str, images: list, args: argparse.Namespace, on_gpu: 
 
     # Cold versus warm cache on the same images, and training against extraction.
     with tempfile.TemporaryDirectory() as cache_dir:
-        cache = BottleneckCache(cache_dir, spec.name, "bench", backbone.feature_size)
+        cache = CacheRoot(cache_dir).bottleneck_cache(spec.name, "bench", backbone.feature_size)
         cold = extract_features(backbone, images, cache, batch_size=bs)
         warm = extract_features(backbone, images, cache, batch_size=bs)
     return {
@@ -209,9 +210,9 @@ def store_write(n: int, dim: int, root: str) -> None:
     """Write ``n`` random ``dim``-vectors into a bottleneck cache at ``root`` (child process)."""
     import numpy as np
 
-    from harness.pipeline.cache import BottleneckCache
+    from harness.pipeline.cacheroot import CacheRoot
 
-    cache = BottleneckCache(root, "synthetic", "store", dim)
+    cache = CacheRoot(root).bottleneck_cache("synthetic", "store", dim)
     rng = np.random.default_rng(0)
     per_shard = 65536
     for start in range(0, n, per_shard):
@@ -227,10 +228,11 @@ def store_train(n: int, dim: int, root: str) -> None:
     """
     import numpy as np
 
-    from harness.pipeline.cache import BottleneckCache
-    from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+    from harness.pipeline.cacheroot import CacheRoot
+    from harness.pipeline.train import cached_sampler, train_head
+    from harness.plan import TrainConfig
 
-    cache = BottleneckCache(root, "synthetic", "store", dim)
+    cache = CacheRoot(root).bottleneck_cache("synthetic", "store", dim)
     start = time.perf_counter()
     features = cache.open_features([f"{i:040x}" for i in range(n)])
     labels = np.random.default_rng(1).integers(0, 5, n)
@@ -340,12 +342,12 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from harness.pipeline.extract import default_extract_batch_size
     from harness.pipeline.images import scan_images
-    from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+    from harness.pipeline.train import cached_sampler, train_head
+    from harness.plan import Device, TrainConfig
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    args.batch_size = args.batch_size or default_extract_batch_size("gpu" if on_gpu else "cpu")
+    args.batch_size = args.batch_size or (Device.GPU if on_gpu else Device.CPU).extract_batch_size
     all_images = scan_images(args.image_dir).images
     step = max(1, len(all_images) // args.images)
     images = all_images[::step][: args.images]

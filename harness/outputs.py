@@ -259,3 +259,16 @@ def write_output_files(folder: Path, files: dict[str, bytes], *, what: str = "ou
             written[name] = folder / name
         atomic_write(folder / FILES_MANIFEST, json.dumps(manifest, indent=1).encode(), what=what)
     return written
+
+
+REPORT_FILES = {"csv": "report.csv", "md": "report.md", "html": "report.html"}
+
+
+def check_report_dir(folder: Path, image_dir: Path | None = None) -> None:
+    """Before any work: the report's files there may be (re)written by harness.
+
+    Raises:
+        HarnessError: one of them exists and harness did not write it.
+    """
+    for name in REPORT_FILES.values():
+        check_output_file(folder / name, image_dir, what="report")

@@ -29,7 +29,6 @@ from harness.errors import HarnessError
 from harness.spec import (
     FACTORY_NAME,
     PREPROCESSING,
-    WEIGHTS_CHOICES,
     BackboneSpec,
     FeatureModel,
     ResolvedWeights,
@@ -38,7 +37,6 @@ from harness.spec import (
 
 __all__ = [
     "PREPROCESSING",
-    "WEIGHTS_CHOICES",
     "BackboneSpec",
     "FeatureModel",
     "Registry",
@@ -85,7 +83,7 @@ class Registry:
         Raises:
             HarnessError: if the name is taken and ``replace`` is False.
         """
-        for name in (spec.name, *spec.aliases):
+        for name in (spec.name, *spec.all_aliases):
             taken = self._specs.get(name) or self._specs.get(self._aliases.get(name, ""))
             if taken is not None and not (replace and taken.name == spec.name):
                 raise HarnessError(
@@ -95,7 +93,7 @@ class Registry:
         if spec.name in self._specs:
             self.unregister(spec.name)
         self._specs[spec.name] = spec
-        self._aliases.update({alias: spec.name for alias in spec.aliases})
+        self._aliases.update({alias: spec.name for alias in spec.all_aliases})
         self._origins[spec.name] = origin
 
     def register_factory(self, prefix: str, factory: Callable[[str, int | None], BackboneSpec]) -> None:
@@ -104,7 +102,7 @@ class Registry:
 
     def unregister(self, name: str) -> None:
         spec = self._specs.pop(name, None)
-        for alias in spec.aliases if spec else ():
+        for alias in spec.all_aliases if spec else ():
             self._aliases.pop(alias, None)
         self._origins.pop(name, None)
 
@@ -167,22 +165,35 @@ class Registry:
             )
         return spec
 
-    def match(self, patterns: Iterable[str], *, input_size: int | None = None) -> list[BackboneSpec]:
-        """Resolve names and fnmatch wildcards (``mobilenet_v1_*``), in the order given."""
-        out: list[BackboneSpec] = []
+    def targets(
+        self, patterns: Iterable[str], *, input_size: int | None = None
+    ) -> list[tuple[BackboneSpec, tuple[str, ...]]]:
+        """Names and fnmatch wildcards (``mobilenet_v1_*``) resolved in the order given, each
+        spec once, with the TFLite exports its alias adds (see ``alias_exports``).
+
+        Raises:
+            HarnessError: an unknown name or a wildcard matching nothing.
+        """
+        found: dict[str, tuple[BackboneSpec, tuple[str, ...]]] = {}
         for pattern in patterns:
             pattern = pattern.strip()
             if not pattern:
                 continue
             if any(ch in pattern for ch in "*?[") and not FACTORY_NAME.fullmatch(pattern):
-                hits = [self._specs[n] for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
+                hits = [(self._specs[n], ()) for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
                 if not hits:
                     raise HarnessError(f"no backbone matches {pattern!r}")
-                out.extend(hits)
             else:
-                out.append(self.get(pattern, input_size=input_size))
-        seen: set[str] = set()
-        return [s for s in out if not (s.name in seen or seen.add(s.name))]
+                spec = self.get(pattern, input_size=input_size)
+                hits = [(spec, spec.exports_of(pattern))]
+            for spec, exports in hits:
+                before = found.get(spec.name, (spec, ()))[1]
+                found[spec.name] = (spec, tuple(dict.fromkeys([*before, *exports])))
+        return list(found.values())
+
+    def match(self, patterns: Iterable[str], *, input_size: int | None = None) -> list[BackboneSpec]:
+        """Resolve names and fnmatch wildcards (``mobilenet_v1_*``), in the order given."""
+        return [spec for spec, _ in self.targets(patterns, input_size=input_size)]
 
 
 registry = Registry()

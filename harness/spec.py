@@ -17,8 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 #: Preprocessing modes, applied to float RGB pixels in [0, 255].
 PREPROCESSING = ("tf", "torch", "caffe", "unit", "none")
 
-WEIGHTS_CHOICES = ("imagenet", "random")
-
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
 FACTORY_NAME = re.compile(r"([a-z][a-z0-9_]*):(.*)", re.DOTALL)
 
@@ -72,7 +70,8 @@ class BackboneSpec:
         name: Registry name, e.g. ``mobilenet_v1_100``.
         family: Family name, for grouping in reports.
         builder: ``builder(spec, weights)`` returns a :class:`FeatureModel`. ``weights``
-            is ``"random"``, the path of the file :attr:`weights` resolved to, or
+            is ``harness.plan.Weights.RANDOM`` (equal to its value), the path of the file
+            :attr:`weights` resolved to, or
             ``"imagenet"`` for a backbone without a :attr:`weights` source (it loads its
             own, as TF Hub modules do).
         input_size: Square input side in pixels.
@@ -86,6 +85,8 @@ class BackboneSpec:
         description: One line for ``harness backbones``.
         aliases: Other names that resolve to this spec (retrain.py's ``--architecture``
             names such as ``mobilenet_1.0_224``); not part of the cache identity.
+        alias_exports: Aliases that also ask for TFLite exports, with the quantizations
+            they add (retrain.py's quantized MobileNet names add ``int8``).
     """
 
     name: str
@@ -99,6 +100,15 @@ class BackboneSpec:
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    alias_exports: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def all_aliases(self) -> tuple[str, ...]:
+        return self.aliases + tuple(name for name, _ in self.alias_exports)
+
+    def exports_of(self, name: str) -> tuple[str, ...]:
+        """The TFLite quantizations the name ``name`` asks for beyond the run's own."""
+        return dict(self.alias_exports).get(name, ())
 
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSING:

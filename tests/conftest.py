@@ -90,25 +90,29 @@ def _build_tiny(spec, weights):  # noqa: ANN001, ANN202
     return keras.Model(inputs, outputs)
 
 
-@pytest.fixture
-def tiny_backbone():
-    """A registered random-weights backbone small enough for unit tests."""
+def _registered(name: str, builder, feature_size: int, description: str):  # noqa: ANN001, ANN202
+    """Register a random-weights test backbone (32 px) for one test, then remove it."""
     from harness.registry import BackboneSpec, registry
 
     spec = BackboneSpec(
-        name="tiny_test",
+        name=name,
         family="tiny",
-        builder=_build_tiny,
+        builder=builder,
         input_size=32,
-        feature_size=16,
+        feature_size=feature_size,
         preprocessing="tf",
-        params=None,
-        description="tiny test backbone",
+        description=description,
     )
     registry.names()  # load the entry points first
     registry.register(spec, replace=True)
     yield spec
     registry.unregister(spec.name)
+
+
+@pytest.fixture
+def tiny_backbone():
+    """A registered random-weights backbone small enough for unit tests."""
+    yield from _registered("tiny_test", _build_tiny, 16, "tiny test backbone")
 
 
 @pytest.fixture
@@ -131,3 +135,29 @@ def train_tiny(tiny_backbone, tmp_path):
         return CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path / "cache"), *options])
 
     return run
+
+
+def _build_unconvertible(spec, weights):  # noqa: ANN001, ANN202
+    """A random-weights backbone LiteRT cannot convert (an SVD has no TFLite builtin)."""
+    import tensorflow as tf
+
+    class Unconvertible(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kernel = tf.Variable(tf.random.stateless_normal([3, 4], seed=[1, 2]))
+
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing to convert
+        def __call__(self, pixels, training=False):  # noqa: ANN001, ANN204
+            pooled = tf.reduce_mean(pixels, axis=[1, 2]) @ self.kernel  # [N, 4]
+            return tf.linalg.svd(pooled[:, :, None] * pooled[:, None, :], compute_uv=False)
+
+        def count_params(self) -> int:
+            return 12
+
+    return Unconvertible()
+
+
+@pytest.fixture
+def unconvertible_backbone():
+    """A registered backbone that runs on TensorFlow but not on LiteRT."""
+    yield from _registered("unconvertible_test", _build_unconvertible, 4, "a backbone LiteRT cannot convert")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from harness.pipeline.backbone import load_backbone
-from harness.pipeline.cache import BottleneckCache
+from harness.pipeline.cacheroot import CacheRoot
 from harness.pipeline.extract import extract_features
 from harness.pipeline.images import scan_images
 from harness.registry import get_backbone
@@ -17,7 +17,7 @@ from harness.registry import get_backbone
 image_dir, cache_dir, out = sys.argv[1:4]
 spec = get_backbone("mobilenet_v1_025")
 backbone = load_backbone(spec, "random")
-cache = BottleneckCache(cache_dir, spec.name, spec.cache_identity("random"), backbone.feature_size)
+cache = CacheRoot(cache_dir).bottleneck_cache(spec.name, spec.cache_identity("random"), backbone.feature_size)
 images = scan_images(image_dir).images
 print("extracting", flush=True)
 result = extract_features(backbone, images, cache, batch_size=8)

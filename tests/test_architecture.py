@@ -97,3 +97,23 @@ def test_every_module_imports_and_the_cli_without_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_cli_imports_nothing_from_the_pipeline():
+    """Commands parse flags into the plan and call the workflow; the stages are its business."""
+    graph = import_graph()
+    reaching = [f"{a} -> {b}" for a, bs in graph.items() if a.startswith("harness.cli") for b in bs]
+    assert [e for e in reaching if "harness.pipeline" in e] == []
+
+
+def test_each_choice_is_spelled_once_in_the_plan():
+    """Weights, runtimes and retrain.py's quantized names are settled in harness.plan (and
+    declared by the plugins in backbones/), not compared as strings down the stack."""
+    spelled = {}
+    for name, path in modules().items():
+        if name == "harness.plan" or name.startswith("backbones"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ("random", "litert", "_quantized"):
+                spelled.setdefault(name, []).append(node.value)
+    assert spelled == {}

@@ -1,6 +1,7 @@
 import numpy as np
 
-from harness.pipeline.cache import COMPACT_AT, BottleneckCache
+from harness.pipeline.cache import COMPACT_AT
+from harness.pipeline.cacheroot import CacheRoot
 
 
 def _keys(n, start=0):
@@ -9,7 +10,7 @@ def _keys(n, start=0):
 
 
 def test_roundtrip_and_subset(tmp_path):
-    cache = BottleneckCache(tmp_path, "bb", "id1", 4)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id1", 4)
     keys = _keys(40)
     feats = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
     cache.write(keys, feats)
@@ -21,12 +22,12 @@ def test_roundtrip_and_subset(tmp_path):
 
 
 def test_identities_do_not_share_entries(tmp_path):
-    BottleneckCache(tmp_path, "bb", "imagenet", 4).write(_keys(2), np.ones((2, 4), np.float32))
-    assert BottleneckCache(tmp_path, "bb", "random", 4).load().features == {}
+    CacheRoot(tmp_path).bottleneck_cache("bb", "imagenet", 4).write(_keys(2), np.ones((2, 4), np.float32))
+    assert CacheRoot(tmp_path).bottleneck_cache("bb", "random", 4).load().features == {}
 
 
 def test_corrupt_shard_is_detected_and_set_aside(tmp_path):
-    cache = BottleneckCache(tmp_path, "bb", "id", 4)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id", 4)
     good = cache.write(_keys(3), np.ones((3, 4), np.float32))
     bad = cache.write(_keys(3, start=100), np.ones((3, 4), np.float32))
     data = bytearray(bad.read_bytes())
@@ -42,7 +43,7 @@ def test_corrupt_shard_is_detected_and_set_aside(tmp_path):
 
 
 def test_compaction_merges_shards_without_losing_entries(tmp_path):
-    cache = BottleneckCache(tmp_path, "bb", "id", 2)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id", 2)
     for i in range(COMPACT_AT):
         cache.write(_keys(2, start=10 * i), np.full((2, 2), i, np.float32))
     cache.compact()
@@ -53,7 +54,7 @@ def test_compaction_merges_shards_without_losing_entries(tmp_path):
 
 
 def test_open_features_memory_maps_rows_in_the_order_asked(tmp_path):
-    cache = BottleneckCache(tmp_path, "bb", "id", 3)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id", 3)
     rng = np.random.default_rng(1)
     first, second = _keys(5), _keys(4, start=50)
     a, b = rng.random((5, 3), dtype=np.float32), rng.random((4, 3), dtype=np.float32)

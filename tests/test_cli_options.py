@@ -39,8 +39,8 @@ def test_extraction_batch_default_follows_the_device():
 def test_train_on_gpu_builds_gpu_options(monkeypatch, small_flowers, tmp_path):
     """`harness train --device gpu` asks for the GPU batch default (captured before any work)."""
     import harness.bench.runner  # imported now, so its own reference stays the real function
-    import harness.pipeline.backbone
     import harness.workflow
+    import harness.workflow.prepare
 
     seen = {}
 
@@ -48,7 +48,7 @@ def test_train_on_gpu_builds_gpu_options(monkeypatch, small_flowers, tmp_path):
         seen["options"] = options
         raise HarnessError("stopped by the test")
 
-    monkeypatch.setattr(harness.pipeline.backbone, "check_device", lambda device: "/CPU:0")
+    monkeypatch.setattr(harness.workflow.prepare, "require_device", lambda device: None)
     monkeypatch.setattr(harness.workflow, "retrain_final_layer", capture)
     result = CliRunner().invoke(
         cli,

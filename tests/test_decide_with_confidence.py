@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from harness.pipeline.resample import learning_curve, repeated_splits, split_salt
-from harness.pipeline.train import TrainConfig
+from harness.plan import TrainConfig
 from harness.results.analysis import fastest_not_worse
 from harness.results.significance import mcnemar_exact, paired_tests
 
@@ -99,13 +99,13 @@ def test_repeats_from_the_cache_reproduce_the_runs_own_accuracy_and_vary(train_t
     assert result.exit_code == 0, result.output
     reported = float(result.output.split("test accuracy")[-1].split("%")[0].strip(" :=")) / 100
     from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cache import backbone_cache
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.registry import registry
 
     spec = registry.get("tiny_test")
     backbone = load_backbone(spec, "random")
     dataset = prepare_dataset(small_flowers, 10, 30)
-    cache = backbone_cache(tmp_path / "cache", spec, "random", backbone.feature_size)
+    cache = CacheRoot(tmp_path / "cache").bottlenecks(spec, "random", backbone.feature_size)
     ex = extract_features(backbone, dataset.images.images, cache)
     assert not ex.failed
     rows = repeated_splits(

@@ -12,8 +12,8 @@ from harness.errors import HarnessError
 
 def _retrained(spec, photos, tmp_path, seed=0):
     from harness.pipeline.dataset import prepare_dataset
-    from harness.pipeline.train import TrainConfig
-    from harness.workflow import PipelineOptions, retrain_final_layer
+    from harness.plan import PipelineOptions, TrainConfig
+    from harness.workflow import retrain_final_layer
 
     dataset = prepare_dataset(photos, 20, 20)
     options = PipelineOptions(
@@ -28,7 +28,7 @@ def _retrained(spec, photos, tmp_path, seed=0):
 def _fine_tuned(spec, photos, tmp_path, seed=0, augmentation=None, **config):
     from dataclasses import replace
 
-    from harness.pipeline.finetune import FineTuneConfig
+    from harness.plan import FineTuneConfig
     from harness.workflow.fine_tune import fine_tune_retrained
 
     dataset, options, head_only = _retrained(spec, photos, tmp_path, seed)
@@ -42,7 +42,7 @@ def _fine_tuned(spec, photos, tmp_path, seed=0, augmentation=None, **config):
 def test_top_layers_counts_layers_with_weights_and_keeps_their_batch_norms():
     import keras
 
-    from harness.pipeline.finetune import top_layers
+    from harness.pipeline.tune_backbone import top_layers
 
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, name="c1")(inputs)
@@ -60,7 +60,7 @@ def test_top_layers_counts_layers_with_weights_and_keeps_their_batch_norms():
 def test_a_model_without_keras_layers_cannot_be_fine_tuned():
     import tensorflow as tf
 
-    from harness.pipeline.finetune import top_layers
+    from harness.pipeline.tune_backbone import top_layers
 
     with pytest.raises(HarnessError, match="no Keras layers"):
         top_layers(tf.Module(), 3)
@@ -119,7 +119,8 @@ def test_fine_tuning_changes_only_the_top_layers_and_keeps_the_best_epoch(
 
 
 def test_ctrl_c_keeps_the_best_weights_so_far_and_says_so(tiny_backbone, small_flowers, tmp_path):
-    from harness.pipeline.finetune import FineTuneConfig, fine_tune
+    from harness.pipeline.tune_backbone import fine_tune
+    from harness.plan import FineTuneConfig
 
     dataset, options, head_only = _retrained(tiny_backbone, small_flowers, tmp_path)
     index = {c: i for i, c in enumerate(dataset.classes)}
@@ -226,7 +227,7 @@ def test_train_with_fine_tune_exports_both_models_and_compares_them(train_tiny, 
 
 
 def test_fine_tuning_distorts_training_images_with_the_runs_flags(tiny_backbone, small_flowers, tmp_path):
-    from harness.pipeline.train import Augmentation
+    from harness.plan import Augmentation
 
     plain = _fine_tuned(tiny_backbone, small_flowers, tmp_path / "plain")[1]
     distorted = _fine_tuned(

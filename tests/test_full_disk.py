@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.pipeline.cache import BottleneckCache
+from harness.pipeline.cacheroot import CacheRoot
 from harness.results.store import load_run
 
 
@@ -51,7 +51,7 @@ def _enospc(*args, **kwargs):
 
 
 def test_disk_full_writing_the_cache_keeps_previous_entries(tmp_path, monkeypatch):
-    cache = BottleneckCache(tmp_path, "bb", "id", 2)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id", 2)
     cache.write(["a" * 40], np.ones((1, 2), np.float32))
     monkeypatch.setattr("harness.atomic.os.fsync", _enospc)
     with pytest.raises(HarnessError, match="No space left on device"):
@@ -93,7 +93,7 @@ def test_really_full_disk_gives_clear_errors_and_keeps_what_was_there(tiny_disk)
 
     record = crafted_run()
     saved = save_run(record, tiny_disk / "runs")
-    cache = BottleneckCache(tiny_disk, "bb", "id", 256)
+    cache = CacheRoot(tiny_disk).bottleneck_cache("bb", "id", 256)
     cache.write([f"{i:040x}" for i in range(100)], np.ones((100, 256), np.float32))
     paths = report.render_report([record], tiny_disk / "report")
     with open(tiny_disk / "filler", "wb") as fh:  # fill the disk to the last byte

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.pipeline.cache import BottleneckCache
+from harness.pipeline.cacheroot import CacheRoot
 from harness.registry import BackboneSpec
 
 
@@ -20,7 +20,7 @@ def test_backbone_names_cannot_escape_output_folders():
 
 
 def test_nothing_is_unpickled_from_the_cache(tmp_path):
-    cache = BottleneckCache(tmp_path, "bb", "id", 2)
+    cache = CacheRoot(tmp_path).bottleneck_cache("bb", "id", 2)
     shard = cache.write(["a" * 40], np.ones((1, 2), np.float32))
     # A shard whose features are a pickled object array, under a valid checksum name.
     import hashlib

@@ -164,6 +164,7 @@ def test_a_20000_pixel_jpeg_is_decoded_downscaled_and_used(tiny_backbone, tmp_pa
 
 def test_the_scan_index_reads_only_new_or_changed_files(tmp_path, flowers, monkeypatch):
     import harness.pipeline.images as images_module
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.scanindex import ScanIndex
 
     root = tmp_path / "photos"
@@ -179,7 +180,7 @@ def test_the_scan_index_reads_only_new_or_changed_files(tmp_path, flowers, monke
         reads.clear()
         return {
             str(i.path.relative_to(root)): i.content_hash
-            for i in scan_images(root, ScanIndex.for_folder(tmp_path / "c", root)).images
+            for i in scan_images(root, CacheRoot(tmp_path / "c").scan_index(root)).images
         }
 
     first = scan()
@@ -194,7 +195,7 @@ def test_the_scan_index_reads_only_new_or_changed_files(tmp_path, flowers, monke
     assert len(third) == 5
     os.utime(changed, ns=(1, 1))  # same bytes, new mtime: read again, same hash
     assert scan() == third and reads == [changed.name]
-    index_file = ScanIndex.for_folder(tmp_path / "c", root).path
+    index_file = CacheRoot(tmp_path / "c").scan_index(root).path
     assert len(ScanIndex(index_file)._old) == 5  # the deleted file left the index
     index_file.write_text('{"index": "harness.scan-index/2", "path": ["x"]}')  # damaged
     assert scan() == third and len(reads) == 5  # read again, nothing wrong

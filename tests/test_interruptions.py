@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.pipeline.cache import BottleneckCache
+from harness.pipeline.cacheroot import CacheRoot
 from harness.results.store import find_runs, load_run
 
 CHILD = Path(__file__).with_name("robustness_child.py")
@@ -60,7 +60,7 @@ def test_kill_9_during_extraction_never_corrupts_the_cache(kill_photos, referenc
             child.kill()
             kills += 1
         child.wait(timeout=60)
-        loaded = BottleneckCache(cache, "mobilenet_v1_025", _identity(), 256).load()
+        loaded = CacheRoot(cache).bottleneck_cache("mobilenet_v1_025", _identity(), 256).load()
         assert loaded.corrupt_shards == [], f"trial {trial}: corrupt shard after kill -9"
     assert kills >= 5, "the kill landed after the work finished too often to test anything"
     final = _child(kill_photos, cache, tmp_path / "final.npz")
@@ -89,7 +89,7 @@ def test_two_processes_share_one_cache(kill_photos, reference, tmp_path):
         assert set(got) == set(reference)
         for key, vector in reference.items():
             np.testing.assert_allclose(got[key], vector, rtol=1e-4, atol=1e-5)
-    loaded = BottleneckCache(cache, "mobilenet_v1_025", _identity(), 256).load()
+    loaded = CacheRoot(cache).bottleneck_cache("mobilenet_v1_025", _identity(), 256).load()
     assert loaded.corrupt_shards == [] and set(loaded.features) == set(reference)
 
 

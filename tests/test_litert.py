@@ -7,18 +7,19 @@ import pytest
 from harness.errors import HarnessError
 from harness.pipeline import litert
 from harness.pipeline.backbone import load_backbone
-from harness.pipeline.cache import backbone_cache
+from harness.pipeline.cacheroot import CacheRoot
 from harness.pipeline.extract import extract_features
-from harness.pipeline.litert import cosines, resolve_runtime, with_litert
+from harness.pipeline.litert import cosines, with_litert
+from harness.plan import Device, Runtime
 from harness.registry import registry
 
 
 def test_auto_is_litert_on_a_cpu_and_tensorflow_on_a_gpu():
-    assert resolve_runtime("auto", "cpu") == "litert"
-    assert resolve_runtime("auto", "gpu") == "tf"
-    assert resolve_runtime("tf", "cpu") == "tf"
+    assert Runtime.AUTO.decide(Device.CPU) is Runtime.LITERT
+    assert Runtime.AUTO.decide(Device.GPU) is Runtime.TF
+    assert Runtime.TF.decide(Device.CPU) is Runtime.TF
     with pytest.raises(HarnessError, match="runs on the CPU"):
-        resolve_runtime("litert", "gpu")
+        Runtime.LITERT.decide(Device.GPU)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def real_pair(keras_home):
 def test_features_agree_on_every_test_image_and_so_does_the_trained_layer(real_pair, small_flowers):
     from harness.pipeline.dataset import prepare_dataset
     from harness.pipeline.evaluate import evaluate
-    from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+    from harness.pipeline.train import cached_sampler, train_head
+    from harness.plan import TrainConfig
 
     tf_backbone, lite, notes = real_pair
     assert lite.runtime == "litert" and notes == []
@@ -66,7 +68,8 @@ def test_the_conversion_is_kept_and_reused_and_the_cache_is_apart(real_pair, tmp
     assert first.runtime == again.runtime == "litert" and converted.is_file()
     spec = tf_backbone.spec
     caches = {
-        backbone_cache(tmp_path, spec, "imagenet", 256, runtime).directory for runtime in ("tf", "litert")
+        CacheRoot(tmp_path).bottlenecks(spec, "imagenet", 256, runtime).directory
+        for runtime in ("tf", "litert")
     }
     assert len(caches) == 2
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from harness.cli import cli
 from harness.pipeline.dataset import prepare_dataset
-from harness.pipeline.train import TrainConfig
-from harness.workflow import PipelineOptions, retrain_final_layer
+from harness.plan import PipelineOptions, TrainConfig
+from harness.workflow import retrain_final_layer
 
 FAST = TrainConfig(steps=50, batch_size=16, eval_interval=25)
 
@@ -138,7 +138,7 @@ def test_distorted_training_inputs_differ_between_steps(tiny_backbone, small_flo
     from harness.pipeline.augment import distorted_sampler
     from harness.pipeline.backbone import load_backbone
     from harness.pipeline.images import scan_images
-    from harness.pipeline.train import Augmentation
+    from harness.plan import Augmentation
 
     backbone = load_backbone(tiny_backbone, "random")
     one = scan_images(small_flowers).images[:1]  # one image: every draw is the same file

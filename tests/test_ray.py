@@ -39,14 +39,14 @@ def cluster():
 
 def _features(spec, photos, cache_dir, *, address=None, progress=None, batch_size=4):
     from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cache import backbone_cache
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.dataset import prepare_dataset
     from harness.pipeline.distributed import ray_stream
     from harness.pipeline.extract import extract_features
     from harness.pipeline.litert import with_litert
 
     backbone = with_litert(load_backbone(spec, "random"), "random", str(cache_dir), lambda _: None)
-    cache = backbone_cache(str(cache_dir), spec, "random", backbone.feature_size, backbone.runtime)
+    cache = CacheRoot(str(cache_dir)).bottlenecks(spec, "random", backbone.feature_size, backbone.runtime)
     stream = None
     if address is not None:
         stream = ray_stream(
@@ -146,3 +146,33 @@ def test_a_path_no_worker_can_read_fails_in_one_line(cluster, tiny_backbone, tmp
     )
     with pytest.raises(HarnessError, match="a Ray worker cannot read .*missing.jpg.*same path"):
         list(stream([str(tmp_path / "missing.jpg")]))
+
+
+def test_a_worker_that_cannot_run_the_planned_runtime_writes_nothing(
+    cluster, unconvertible_backbone, small_flowers, tmp_path
+):
+    """The driver planned LiteRT and keyed the cache by it; a worker that cannot convert the
+    backbone fails its block loudly instead of writing TensorFlow's features under that key."""
+    from harness.errors import HarnessError
+    from harness.pipeline.backbone import load_backbone
+    from harness.pipeline.cacheroot import CacheRoot
+    from harness.pipeline.dataset import prepare_dataset
+    from harness.pipeline.distributed import ray_stream
+    from harness.pipeline.extract import extract_features
+    from harness.plan import Runtime
+
+    spec = unconvertible_backbone
+    backbone = load_backbone(spec, "random")
+    cache = CacheRoot(tmp_path / "cache").bottlenecks(spec, "random", backbone.feature_size, Runtime.LITERT)
+    stream = ray_stream(
+        cluster.address,
+        spec,
+        weights="random",
+        runtime=Runtime.LITERT,
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=2,
+    )
+    images = prepare_dataset(small_flowers).images.images[:6]
+    with pytest.raises(HarnessError, match="cannot extract unconvertible_test on litert as planned"):
+        extract_features(backbone, images, cache, batch_size=2, stream=stream)
+    assert not cache.directory.exists() or not list(cache.directory.iterdir())

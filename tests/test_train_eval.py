@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from harness.pipeline.evaluate import evaluate, wilson_interval
-from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+from harness.pipeline.train import cached_sampler, train_head
+from harness.plan import TrainConfig
 
 
 def _blobs(seed, n=300, d=8, classes=3):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.pipeline.dataset import Dataset
-from harness.workflow import Log, PipelineOptions
+from harness.plan import PipelineOptions
+from harness.workflow import Log
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ def test_outcomes(result: Any, dataset: Dataset) -> dict[str, list[Any]]:
         "images": [str(img.path.relative_to(dataset.images.root)) for img in test],
         "correct": [int(p == index[img.label]) for p, img in zip(result.evaluation.predictions, test)],
     }
+
+
+def against_head_only(head: Any, tuned: Any, dataset: Dataset) -> tuple[int, int, float]:
+    """A fine-tuned model against its head-only model on the same test images (McNemar,
+    exact): (right only with the head, right only fine-tuned, p)."""
+    from harness.results.significance import mcnemar_counts
+
+    before = dict(zip(*test_outcomes(head, dataset).values()))
+    after = dict(zip(*test_outcomes(tuned, dataset).values()))
+    common = sorted(before.keys() & after.keys())
+    return mcnemar_counts([bool(before[i]) for i in common], [bool(after[i]) for i in common])
 
 
 def beyond_one_split(

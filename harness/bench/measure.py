@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from harness.bench.timing import time_calls
+from harness.plan import Device, PipelineOptions
 from harness.schema import TFLITE_FIELDS
-from harness.workflow import Log, PipelineOptions, Retrained
+from harness.workflow import Log, Retrained
 
 
 def saved_model_size_mb(path: Path) -> float:
@@ -19,7 +20,7 @@ def saved_model_size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix != ".tflite") / 1e6
 
 
-def saved_model_latency(export_dir: Path, image_file: str, *, runs: int, device: str) -> dict[str, Any]:
+def saved_model_latency(export_dir: Path, image_file: str, *, runs: int, device: Device) -> dict[str, Any]:
     """Load the export and time its ``serving_default`` on one encoded image, batch 1.
 
     Returns:
@@ -27,14 +28,12 @@ def saved_model_latency(export_dir: Path, image_file: str, *, runs: int, device:
     """
     import tensorflow as tf
 
-    from harness.pipeline.backbone import check_device
-
     start = time.perf_counter()
     loaded = tf.saved_model.load(str(export_dir))
     load_s = time.perf_counter() - start
     signature = loaded.signatures["serving_default"]
     sample = tf.constant([Path(image_file).read_bytes()])
-    with tf.device(check_device(device)):
+    with tf.device(device.tf_name):
         latency = time_calls(lambda: signature(images=sample), runs=runs)
     return {"load_s": load_s, **latency}
 
@@ -94,7 +93,7 @@ def measure_exports(
     Returns:
         Row values, one detail record per TFLite variant, and the SavedModel's latency.
     """
-    real = options.weights != "random"
+    real = options.weights.real
     latency: dict[str, Any] = {}
     if result.export_dir is not None:
         # The exported model's own latency, batch 1, as a user would call it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,11 @@ from harness.bench.accuracy import AccuracyOptions, beyond_one_split
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.errors import HarnessError, one_line
 from harness.pipeline.dataset import Dataset
+from harness.plan import PipelineOptions, Target, TimingOptions
 from harness.registry import BackboneSpec
 from harness.results.significance import outcomes_of, paired_tests
 from harness.schema import SCHEMA, complete_row
-from harness.workflow import Log, PipelineOptions, Progress, retrain_final_layer
+from harness.workflow import Log, Progress, retrain_final_layer
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -26,17 +27,8 @@ def new_run_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-@dataclass(frozen=True)
-class TimingOptions:
-    """How much timing each backbone gets."""
-
-    timing_images: int = 256
-    timing_repeats: int = 3
-    latency_runs: int = 20
-
-
 def benchmark_backbone(
-    spec: BackboneSpec,
+    target: Target,
     dataset: Dataset,
     options: PipelineOptions,
     timing: TimingOptions,
@@ -54,23 +46,23 @@ def benchmark_backbone(
     import tensorflow as tf
 
     from harness.bench.timing import time_bottlenecks
-    from harness.pipeline.backbone import check_device
 
+    spec = target.spec
     options = options.for_backbone(spec)
     result = retrain_final_layer(
-        spec, dataset, options, model_dir, log=log, progress=progress, versions=versions
+        target, dataset, options, model_dir, log=log, progress=progress, versions=versions
     )
     ex = result.extraction
     images = [img for img in dataset.images.images if img.content_hash in ex.features]
     paths = [img.file for img in images[: timing.timing_images]]
     batch = min(options.extract_batch_size, max(1, len(paths) // 4))
     log(f"{spec.name}: timing bottlenecks on {len(paths)} images x {timing.timing_repeats}")
-    with tf.device(check_device(options.device)):
+    with tf.device(options.device.tf_name):
         throughput = time_bottlenecks(result.backbone, paths, batch_size=batch, repeats=timing.timing_repeats)
     if hasattr(result.backbone.extract, "close"):
         result.backbone.extract.close()  # the LiteRT interpreter is done: no idle threads while timing
     ev = result.evaluation
-    real = options.weights != "random"
+    real = options.weights.real
     phase = "cold" if ex.cached == 0 else "warm" if ex.computed == 0 else "mixed"
     values: dict[str, Any] = {
         "run_id": run_id,
@@ -124,14 +116,13 @@ def benchmark_backbone(
     }
     rows = [(complete_row(values), details)]
     if options.fine_tune is not None:
-        from harness.bench.fine_tuned import benchmark_fine_tuned, fine_tuned_name
+        from harness.bench.fine_tuned_row import benchmark_fine_tuned, fine_tuned_name
 
         try:
             rows.append(
                 benchmark_fine_tuned(
                     result,
                     rows[0][0],
-                    details,
                     dataset,
                     options,
                     model_dir,
@@ -155,7 +146,7 @@ def error_row(spec_name: str, run_id: str, device: str, weights: str, error: str
 
 
 def run_backbones(
-    specs: list[BackboneSpec],
+    targets: list[Target | BackboneSpec],
     dataset: Dataset,
     options: PipelineOptions,
     timing: TimingOptions,
@@ -165,30 +156,31 @@ def run_backbones(
     log: Log = lambda _: None,
     progress_for: Callable[[str], Progress] | None = None,
     debug: bool = False,
-    failed: dict[str, str] | None = None,
     accuracy: AccuracyOptions | None = None,
 ) -> dict[str, Any]:
-    """Benchmark every spec; a failing backbone becomes a row with its error.
+    """Benchmark every target; a failing backbone becomes a row with its error.
 
     Args:
-        failed: Errors already known by backbone name (from
-            :func:`harness.pipeline.backbone.check_weights`): recorded, not run.
+        targets: The backbones, as the run plan resolved them (a target whose weights
+            could not be had is recorded with its error, not run); bare specs resolve
+            their own weights.
 
     Returns:
         The run record (schema :data:`harness.schema.SCHEMA`), ready for
         :func:`harness.results.store.save_run`.
     """
-    failed = failed or {}
     run_id = new_run_id()
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
-    for spec in specs:
+    for target in targets:
+        target = target if isinstance(target, Target) else Target(target)
+        spec = target.spec
         log(f"== {spec.name}")
         try:
-            if spec.name in failed:
-                raise HarnessError(failed[spec.name])
+            if target.error is not None:
+                raise HarnessError(target.error)
             measured = benchmark_backbone(
-                spec,
+                target,
                 dataset,
                 options,
                 timing,

@@ -8,12 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from harness.plan import DEFAULT_LATENCY_RUNS
+
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
-    """Median, p90, mean, min, max and relative spread (IQR / median) of ``samples``."""
+    """Median, p90, mean, min, max of ``samples``, and their spread relative to the median two
+    ways: ``iqr_ratio`` (IQR / median) and ``range_ratio`` ((max - min) / median, what the
+    ``*_spread`` columns report)."""
     if not len(samples):
         nan = float("nan")
-        return {"n": 0, "median": nan, "p90": nan, "mean": nan, "min": nan, "max": nan, "spread": nan}
+        keys = ("median", "p90", "mean", "min", "max", "iqr_ratio", "range_ratio")
+        return {"n": 0, **dict.fromkeys(keys, nan)}
     a = np.asarray(samples, dtype=float)
     median = float(np.median(a))
     q1, q3 = np.percentile(a, [25, 75])
@@ -24,7 +29,8 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "mean": float(a.mean()),
         "min": float(a.min()),
         "max": float(a.max()),
-        "spread": float((q3 - q1) / median) if median else float("nan"),
+        "iqr_ratio": float((q3 - q1) / median) if median else float("nan"),
+        "range_ratio": float((a.max() - a.min()) / median) if median else float("nan"),
     }
 
 
@@ -72,7 +78,7 @@ def time_bottlenecks(
     return {
         "img_per_s": stats["median"],
         "img_per_s_p90": float(np.percentile(throughputs, 10)),
-        "spread": (stats["max"] - stats["min"]) / stats["median"],  # range over repeats, relative
+        "spread": stats["range_ratio"],
         "ms_per_img_p50": per_image["median"],
         "ms_per_img_p90": per_image["p90"],
         "batch_size": batch_size,
@@ -82,7 +88,9 @@ def time_bottlenecks(
     }
 
 
-def time_calls(call: Callable[[], Any], *, runs: int = 20, warmup: int = 3) -> dict[str, Any]:
+def time_calls(
+    call: Callable[[], Any], *, runs: int = DEFAULT_LATENCY_RUNS, warmup: int = 3
+) -> dict[str, Any]:
     """Latency of ``call()`` in ms: first call reported apart, then p50/p90 of ``runs``."""
     start = time.perf_counter()
     call()

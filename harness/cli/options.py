@@ -14,12 +14,19 @@ from typing import Any
 
 import click
 
-from harness.cli.types import QuantizeList
-from harness.errors import RAY_INSTALL_HINT
-from harness.registry import WEIGHTS_CHOICES
+from harness.cli.types import QuantizeList, choice
+from harness.errors import RAY_INSTALL_HINT, HarnessError
+from harness.plan import (
+    DEFAULT_LATENCY_RUNS,
+    DataOptions,
+    Device,
+    PipelineOptions,
+    Runtime,
+    TimingOptions,
+    Weights,
+)
 
 DEFAULT_BACKBONE = "inception_v3"
-DEVICES = ("cpu", "gpu")
 AT_LEAST_1 = click.IntRange(min=1)
 PERCENT = click.FloatRange(0, 100)
 
@@ -58,9 +65,9 @@ def weights_dir_option(func: Any) -> Any:
     )(func)
 
 
-def build_data_options(image_dir: Path, testing_percentage: float, validation_percentage: float) -> Any:
-    from harness.pipeline.dataset import DataOptions
-
+def build_data_options(
+    image_dir: Path, testing_percentage: float, validation_percentage: float
+) -> DataOptions:
     return DataOptions(image_dir, validation_percentage, testing_percentage)
 
 
@@ -114,7 +121,7 @@ def checked_ray(address: str | None) -> str | None:
 
 def build_pipeline_options(
     *,
-    weights: str,
+    weights: Weights,
     weights_dir: Path | None,
     cache_dir: Path | None,
     no_cache: bool,
@@ -123,9 +130,9 @@ def build_pipeline_options(
     batch_size: int,
     eval_interval: int,
     seed: int,
-    device: str,
+    device: Device,
     extract_batch_size: int | None,
-    runtime: str,
+    runtime: Runtime,
     exports: tuple[str, ...],
     quantize: tuple[str, ...],
     summaries_dir: Path | None,
@@ -134,22 +141,16 @@ def build_pipeline_options(
     random_scale: float,
     random_brightness: float,
     ray_address: str | None,
-) -> Any:
-    """:class:`harness.workflow.PipelineOptions` from the shared options; defaults that
-    depend on others (the extraction batch on the device) are settled here."""
-    from harness.cli.app import import_tensorflow
+) -> PipelineOptions:
+    """The run's :class:`harness.plan.PipelineOptions` from the shared options; defaults
+    that depend on others (the extraction batch on the device) come from the plan."""
+    from harness.plan import Augmentation, GraphdefExport, TrainConfig, default_cache_dir
 
-    import_tensorflow()  # quietly, before the pipeline's modules do
-    from harness.deploy.exports import GraphdefExport
-    from harness.pipeline.cache import default_cache_dir
-    from harness.pipeline.extract import default_extract_batch_size
-    from harness.pipeline.train import Augmentation, TrainConfig
-    from harness.workflow import PipelineOptions
-
-    if runtime == "litert" and device == "gpu":
-        raise click.BadParameter(
-            "LiteRT runs on the CPU; with --device gpu use tf or auto", param_hint="--runtime"
-        )
+    device, runtime = Device.parse(device), Runtime.parse(runtime)
+    try:
+        runtime.decide(device)
+    except HarnessError as exc:
+        raise click.BadParameter(str(exc), param_hint="--runtime") from None
     return PipelineOptions(
         weights=weights,
         weights_dir=str(weights_dir) if weights_dir else None,
@@ -162,7 +163,7 @@ def build_pipeline_options(
             seed=seed,
         ),
         device=device,
-        extract_batch_size=extract_batch_size or default_extract_batch_size(device),
+        extract_batch_size=extract_batch_size or device.extract_batch_size,
         runtime=runtime,
         augmentation=Augmentation(flip_left_right, random_crop, random_scale, random_brightness),
         tflite=quantize if "tflite" in exports else (),
@@ -177,8 +178,8 @@ pipeline_options = option_group(
     build_pipeline_options,
     click.option(
         "--weights",
-        type=click.Choice(WEIGHTS_CHOICES),
-        default="imagenet",
+        type=choice(Weights),
+        default=Weights.IMAGENET.value,
         show_default=True,
         help="ImageNet weights, or random weights for speed-only runs (accuracy meaningless).",
     ),
@@ -207,8 +208,8 @@ pipeline_options = option_group(
     ),
     click.option(
         "--device",
-        type=click.Choice(DEVICES),
-        default="cpu",
+        type=choice(Device),
+        default=Device.CPU.value,
         show_default=True,
         help="Where the backbone runs.",
     ),
@@ -219,11 +220,11 @@ pipeline_options = option_group(
     ),
     click.option(
         "--runtime",
-        type=click.Choice(["auto", "tf", "litert"]),
-        default="auto",
+        type=choice(Runtime),
+        default=Runtime.AUTO.value,
         show_default=True,
         help="What runs the backbone for bottlenecks: TensorFlow, or the LiteRT interpreter "
-        "(XNNPACK, float; files to features 2-3x faster on CPUs); auto is LiteRT on the CPU, "
+        "(XNNPACK, float; faster on CPUs, see docs/speed.md); auto is LiteRT on the CPU, "
         "TensorFlow on a GPU.",
     ),
     click.option(
@@ -260,9 +261,7 @@ pipeline_options = option_group(
 )
 
 
-def build_timing_options(timing_images: int, timing_repeats: int, latency_runs: int) -> Any:
-    from harness.bench.runner import TimingOptions
-
+def build_timing_options(timing_images: int, timing_repeats: int, latency_runs: int) -> TimingOptions:
     return TimingOptions(
         timing_images=timing_images, timing_repeats=timing_repeats, latency_runs=latency_runs
     )
@@ -284,7 +283,7 @@ timing_options = option_group(
     click.option(
         "--latency-runs",
         type=AT_LEAST_1,
-        default=20,
+        default=DEFAULT_LATENCY_RUNS,
         show_default=True,
         help="Timed single-image calls of each export.",
     ),

@@ -15,12 +15,17 @@ from typing import Any
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import echo
+from harness.cli.console import echo, report_dataset
 from harness.cli.options import checked_ray, ray_option
-from harness.cli.preflight import preflight
-from harness.cli.types import QUANTIZED_SUFFIX, with_quantized_export
 from harness.errors import HarnessError
-from harness.registry import registry
+from harness.plan import (
+    DEFAULT_LATENCY_RUNS,
+    Augmentation,
+    DataOptions,
+    GraphdefExport,
+    PipelineOptions,
+    TrainConfig,
+)
 
 _PATH = click.Path(path_type=Path)
 
@@ -108,7 +113,7 @@ class ArgparseStyleCommand(click.Command):
 @_flag(
     "--architecture",
     "inception_v3",
-    "inception_v3, mobilenet_<width>_<size>[_quantized], or any harness name.",
+    "inception_v3, mobilenet_<width>_<size> (and its quantized name), or any harness name.",
 )
 @_flag("--saved_model_dir", "", "Where to also save a SavedModel (empty: none).")
 @click.option("--tfhub_module", default=None, help="Not supported: use --architecture hub:HANDLE.")
@@ -119,12 +124,10 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
     _refuse_unsupported(ctx, params)
     import_tensorflow(ctx)
     from harness.bench.envinfo import versions
-    from harness.deploy.exports import GraphdefExport
-    from harness.pipeline.dataset import DataOptions
-    from harness.pipeline.train import Augmentation, TrainConfig
-    from harness.workflow import PipelineOptions, retrain_final_layer
+    from harness.workflow import retrain_final_layer
+    from harness.workflow.prepare import plan_backbones, prepare_run
 
-    spec = registry.get(params["architecture"])
+    (target,) = plan_backbones([params["architecture"]])
     saved_model_dir = Path(params["saved_model_dir"]) if params["saved_model_dir"] else None
     options = PipelineOptions(
         weights_dir=str(params["model_dir"]),
@@ -147,22 +150,21 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
         summaries_dir=str(params["summaries_dir"]),
         ray=checked_ray(params["ray_address"]),
     )
-    if params["architecture"].endswith(QUANTIZED_SUFFIX):
-        options = with_quantized_export(options, params["architecture"], echo)
+    if target.tflite:  # a TFLite file lives in a model folder: beside the graph by default
         saved_model_dir = saved_model_dir or params["output_graph"].with_name(
             params["output_graph"].stem + "_model"
         )
     data = DataOptions(params["image_dir"], params["validation_percentage"], params["testing_percentage"])
     outputs = [params["output_graph"].parent, params["output_labels"].parent, params["summaries_dir"]]
-    dataset, _ = preflight(
-        [spec],
+    dataset, (target,) = prepare_run(
+        [target],
         options,
         data,
-        *outputs,
-        saved_model_dir.parent if saved_model_dir else None,
+        outputs=[*outputs, saved_model_dir.parent if saved_model_dir else None],
         models=[saved_model_dir] if saved_model_dir else [],
         files=[params["output_graph"], params["output_labels"]],
     )
+    report_dataset(dataset)
     n_validation = len(dataset.splits["validation"])
 
     def log_step(row: dict[str, float]) -> None:  # retrain.py's three lines per evaluation
@@ -174,12 +176,12 @@ def retrain_cmd(ctx: click.Context, **params: Any) -> None:
             echo(f"{now}: Step {step}: Validation accuracy = {accuracy:.1f}% (N={n_validation})")
 
     result = retrain_final_layer(
-        spec, dataset, options, saved_model_dir, log=echo, versions=versions(), log_step=log_step
+        target, dataset, options, saved_model_dir, log=echo, versions=versions(), log_step=log_step
     )
-    if options.tflite:
+    if result.tflite:
         from harness.bench.measure import tflite_latency
 
-        tflite_latency(result, runs=20, log=echo)
+        tflite_latency(result, runs=DEFAULT_LATENCY_RUNS, log=echo)
     ev = result.evaluation
     echo(f"Final test accuracy = {ev.accuracy * 100:.1f}% (N={ev.n})")
     if params["print_misclassified_test_images"]:

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import ProgressBars, echo, table
-from harness.cli.finetune import fine_tune_options
+from harness.cli.console import ProgressBars, echo, report_dataset, table
+from harness.cli.fine_tune_options import fine_tune_options
 from harness.cli.options import (
     DEFAULT_BACKBONE,
     data_options,
@@ -17,11 +17,10 @@ from harness.cli.options import (
     pipeline_options,
     timing_options,
 )
-from harness.cli.preflight import preflight, with_fine_tuned
 from harness.cli.results_options import results_dir_option
-from harness.cli.types import QUANTIZED_SUFFIX, BackboneList, with_quantized_export
+from harness.cli.types import BackboneList
 from harness.errors import HarnessError
-from harness.registry import registry
+from harness.plan import DataOptions, FineTuneConfig, PipelineOptions, TimingOptions
 from harness.schema import console_columns
 
 
@@ -76,12 +75,12 @@ from harness.schema import console_columns
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
-    data: Any,
+    data: DataOptions,
     backbone_names: list[str],
     input_size: int | None,
-    options: Any,
-    fine_tune: Any,
-    timing: Any,
+    options: PipelineOptions,
+    fine_tune: FineTuneConfig | None,
+    timing: TimingOptions,
     results_dir: Path,
     report_dir: Path | None,
     models_dir: Path,
@@ -98,25 +97,23 @@ def run_cmd(
     from harness.bench.runner import run_backbones
     from harness.results.report import render_report
     from harness.results.store import runs_dir, save_run
+    from harness.workflow.prepare import model_folders, plan_backbones, prepare_run, with_fine_tuned
 
     options = dataclasses.replace(options, fine_tune=fine_tune)
-    specs = registry.match(backbone_names, input_size=input_size)
-    dataset, missing = preflight(
-        specs,
+    targets = plan_backbones(backbone_names, input_size)
+    dataset, targets = prepare_run(
+        targets,
         options,
         data,
-        runs_dir(results_dir),
-        models_dir,
-        report_dir or results_dir,
-        models=with_fine_tuned([models_dir / s.safe_name() for s in specs], fine_tune),
+        outputs=[runs_dir(results_dir), models_dir, report_dir or results_dir],
+        models=with_fine_tuned(model_folders(targets, models_dir), fine_tune),
         reports=[report_dir] if report_dir else [],
     )
-    for name in backbone_names:
-        if name.endswith(QUANTIZED_SUFFIX):
-            options = with_quantized_export(options, name, echo)
-    echo(f"backbones: {', '.join(s.name for s in specs)} on {options.device}, weights {options.weights}")
+    report_dataset(dataset)
+    names = ", ".join(t.spec.name for t in targets)
+    echo(f"backbones: {names} on {options.device}, weights {options.weights}")
     record = run_backbones(
-        specs,
+        targets,
         dataset,
         options,
         timing,
@@ -125,7 +122,6 @@ def run_cmd(
         log=echo,
         progress_for=ProgressBars,
         debug=ctx.meta.get("harness.debug", False),
-        failed=missing,
         accuracy=AccuracyOptions(repeats=repeats, learning_curve=learning_curve),
     )
     path = save_run(record, runs_dir(results_dir))

@@ -1,29 +1,13 @@
-"""Click parameter types for harness' list-valued options, and retrain.py's quantized names."""
+"""Click parameter types for harness' list-valued options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
 
+from harness.plan import PlanChoice
 from harness.schema import QUANTIZATIONS
-
-#: retrain.py's ``mobilenet_<width>_<size>_quantized`` meant an 8-bit graph: such a name
-#: retrains the float network and adds the int8 TFLite export.
-QUANTIZED_SUFFIX = "_quantized"
-
-
-def with_quantized_export(options: Any, name: str, log: Callable[[str], None]) -> Any:
-    """retrain.py's ``..._quantized`` names: the same network, plus the int8 TFLite export."""
-    import dataclasses
-
-    log(
-        f"{name}: retrain.py's quantized MobileNet; harness retrains the float network and also "
-        "exports int8 TFLite (model_int8.tflite)"
-    )
-    tflite = tuple(dict.fromkeys([*options.tflite, "int8"]))
-    return dataclasses.replace(options, tflite=tflite)
 
 
 class BackboneList(click.ParamType):
@@ -55,3 +39,14 @@ class QuantizeList(click.ParamType):
         if bad or not items:
             self.fail(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(QUANTIZATIONS)}", param, ctx)
         return items
+
+
+class choice(click.Choice):  # noqa: N801 -- used like click.Choice
+    """A click choice of a plan enum: the command gets the enum member, checked by it."""
+
+    def __init__(self, enum: type[PlanChoice]) -> None:
+        super().__init__(enum.values())
+        self.enum = enum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return self.enum.parse(super().convert(value, param, ctx))

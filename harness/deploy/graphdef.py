@@ -9,7 +9,7 @@ TensorFlow's ``label_image`` (Python or C++) runs such a graph unchanged::
 It decodes and resizes the image itself, normalises it as ``(pixel - 128) / 128`` and
 feeds node ``Mul`` (``[1, H, W, 3]`` float); node ``final_result`` gives the softmax. The
 graph undoes that normalisation, then runs the same preprocessing, backbone and layer as
-the SavedModel (:class:`harness.pipeline.export.ExportedClassifier`).
+the SavedModel (:class:`harness.pipeline.savedmodel.ExportedClassifier`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.pipeline.export import labels_bytes
+from harness.pipeline.savedmodel import labels_bytes
 
 INPUT_NODE = "Mul"
 INPUT_MEAN = 128.0
@@ -33,7 +33,7 @@ def frozen_graph(backbone: Any, head: Any, final_tensor_name: str = "final_resul
     """The classifier as a GraphDef with every variable folded into a constant."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from harness.pipeline.export import ExportedClassifier
+    from harness.pipeline.savedmodel import ExportedClassifier
 
     classifier = ExportedClassifier(backbone, head)
     size = backbone.spec.input_size

@@ -12,8 +12,8 @@ import numpy as np
 
 from harness.errors import HarnessError, first_line, plain_reason
 from harness.outputs import damaged_model_file
-from harness.pipeline.export import LABELS_FILE, METADATA_FILE
 from harness.pipeline.images import not_a_file_reason, sniff_format
+from harness.pipeline.savedmodel import LABELS_FILE, METADATA_FILE
 
 BATCH = 32
 

@@ -33,7 +33,7 @@ def convert(
     quantize: str,
     representative: Iterable[np.ndarray] | None = None,
 ) -> bytes:
-    """Convert an :class:`harness.pipeline.export.ExportedClassifier` to TFLite bytes.
+    """Convert an :class:`harness.pipeline.savedmodel.ExportedClassifier` to TFLite bytes.
 
     Args:
         classifier: The exported module (its ``probabilities`` is converted).
@@ -161,7 +161,7 @@ def export_tflite(
             a finer measure of what quantization changed than accuracy.
     """
     from harness.pipeline.evaluate import evaluate
-    from harness.pipeline.export import ExportedClassifier
+    from harness.pipeline.savedmodel import ExportedClassifier
 
     size = backbone.spec.input_size
     plain = ExportedClassifier(backbone, head)
@@ -197,7 +197,7 @@ def _bias_corrected(backbone: Any, head: Any, representative: np.ndarray) -> tup
     import keras
 
     from harness.deploy.quantize import bias_corrected_copy
-    from harness.pipeline.export import ExportedClassifier
+    from harness.pipeline.savedmodel import ExportedClassifier
 
     if not isinstance(backbone.model, keras.Model) or not len(representative):
         return ExportedClassifier(backbone, head), 0

@@ -14,7 +14,8 @@ import tensorflow as tf
 from harness.pipeline import tfops
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.images import ImageFile
-from harness.pipeline.train import Augmentation, BatchSampler
+from harness.pipeline.train import BatchSampler
+from harness.plan import Augmentation
 
 
 def distorted_file(path: tf.Tensor, size: int, augmentation: Augmentation, seed: tf.Tensor) -> tf.Tensor:

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from harness.errors import HarnessError
 from harness.pipeline import tfops
-from harness.registry import BackboneSpec, FeatureModel
+from harness.plan import Device, Runtime, Weights
+from harness.registry import BackboneSpec, FeatureModel, ResolvedWeights
 
 
 @dataclass
@@ -23,13 +24,13 @@ class Backbone:
     feature_size: int
     params: int
     build_seconds: float
-    weights_source: str  # "random", "keras-cache", the weights file used, or the spec's family
+    weights_source: str  # random, keras-cache, the weights file used, or the spec's family
     features: Any  # tf.function: float pixels [N, S, S, 3] in [0, 255] -> [N, feature_size]
     weights_note: str | None = None  # e.g. that the weights file is not the published one
     #: What extraction and timing call: pixels -> NumPy features; TensorFlow's function by
     #: default, the LiteRT interpreter with ``--runtime litert`` (see harness.pipeline.litert).
     extract: Any = None
-    runtime: str = "tf"
+    runtime: Runtime = Runtime.TF
 
     def __post_init__(self) -> None:
         if self.extract is None:
@@ -47,68 +48,64 @@ def features_of(model: FeatureModel, pixels: tf.Tensor, preprocessing: str) -> t
 
 
 def resolve_weights(
-    spec: BackboneSpec, weights: str, weights_dir: str | os.PathLike[str] | None
-) -> tuple[str, str, str | None]:
-    """What ``spec.builder`` gets for ``weights``: ``"random"``, a resolved weights file, or
-    ``"imagenet"`` for a backbone that loads its own. Cheap when the file is on disk.
-
-    Returns:
-        ``(builder_argument, source, note)``; ``note`` is a line for the user or None.
+    spec: BackboneSpec, weights: Weights, weights_dir: str | os.PathLike[str] | None
+) -> ResolvedWeights | None:
+    """The weights file ``spec`` loads, found (or downloaded) once, before any image is read;
+    None for random weights and for a backbone that loads its own.
 
     Raises:
         WeightsMissingError: the pretrained weights cannot be had (one line naming the file).
     """
-    if weights == "random":
-        return "random", "random", None
-    if spec.weights is None:
-        return weights, spec.family, None
-    found = spec.weights.resolve(weights_dir)
-    return str(found.path), found.source, found.note
+    if not Weights.parse(weights).real or spec.weights is None:
+        return None
+    return spec.weights.resolve(weights_dir)
 
 
-def check_weights(
-    specs: list[BackboneSpec], weights: str, weights_dir: str | os.PathLike[str] | None
-) -> dict[str, str]:
-    """Resolve every backbone's pretrained weights before any image is read.
+def _builder_weights(spec: BackboneSpec, weights: Weights, found: ResolvedWeights | None) -> tuple[str, str]:
+    """What ``spec.builder`` gets (the plugin contract: random, the resolved file, or
+    ``"imagenet"`` for a backbone that loads its own) and the source a row records."""
+    if not weights.real:
+        return weights.value, weights.value
+    if found is None:
+        return weights.value, spec.family
+    return str(found.path), found.source
 
-    Downloads missing files where the plugin can (online); returns, by backbone name, the
-    one-line error of each whose weights cannot be had, so a run can record it and go on.
+
+def require_device(device: Device) -> None:
+    """An error, before any work, if the device asked for is not on this machine.
+
+    Raises:
+        HarnessError: a GPU is asked for and TensorFlow sees none.
     """
-    errors: dict[str, str] = {}
-    for spec in specs:
-        try:
-            resolve_weights(spec, weights, weights_dir)
-        except HarnessError as exc:
-            errors[spec.name] = str(exc)
-    return errors
-
-
-def check_device(device: str) -> str:
-    """The TensorFlow device for ``--device``; an error if a GPU is asked for and absent."""
-    if device == "cpu":
-        return "/CPU:0"
-    if device == "gpu":
-        if not tf.config.list_physical_devices("GPU"):
-            raise HarnessError("--device gpu: TensorFlow sees no GPU on this machine")
-        return "/GPU:0"
-    raise HarnessError(f"unknown device {device!r} (cpu or gpu)")
+    if device is Device.GPU and not tf.config.list_physical_devices("GPU"):
+        raise HarnessError("--device gpu: TensorFlow sees no GPU on this machine")
 
 
 def load_backbone(
-    spec: BackboneSpec, weights: str, weights_dir: str | os.PathLike[str] | None = None
+    spec: BackboneSpec,
+    weights: Weights | str,
+    weights_dir: str | os.PathLike[str] | None = None,
+    *,
+    resolved: ResolvedWeights | None = None,
 ) -> Backbone:
     """Build ``spec`` and trace its feature function.
 
     Args:
         spec: The backbone.
-        weights: ``"imagenet"`` or ``"random"`` (speed measurements only).
-        weights_dir: A folder of weight files tried before the plugin's own cache.
+        weights: ImageNet, or random (speed measurements only).
+        weights_dir: A folder of weight files tried before the plugin's own cache, when
+            ``resolved`` is not given.
+        resolved: The weights file the run plan found (:attr:`harness.plan.Target.weights`):
+            used as it is, not looked for again.
 
     Raises:
         WeightsMissingError: ImageNet weights are neither on disk nor downloadable.
     """
     start = time.perf_counter()
-    builder_weights, source, note = resolve_weights(spec, weights, weights_dir)
+    weights = Weights.parse(weights)
+    found = resolved if resolved is not None else resolve_weights(spec, weights, weights_dir)
+    builder_weights, source = _builder_weights(spec, weights, found)
+    note = found.note if found is not None else None
     model = spec.builder(spec, builder_weights)
     if not isinstance(model, FeatureModel):
         raise HarnessError(

@@ -24,23 +24,14 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from harness.atomic import atomic_write
 
-FORMAT_VERSION = 2
 SUFFIX = ".shard"
 KEY_DTYPE = np.dtype("S40")  # sha1 hex digest; raw bytes would lose trailing NULs in "S"
 COMPACT_AT = 32  # merge shards once a backbone has this many
-
-
-def default_cache_dir() -> Path:
-    """The per-user cache directory (e.g. ``~/.cache/harness`` on Linux)."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("harness", appauthor=False))
 
 
 @dataclass
@@ -54,10 +45,9 @@ class CacheLoad:
 class BottleneckCache:
     """Bottleneck features of one backbone (with its weights), keyed by image hash."""
 
-    def __init__(
-        self, cache_dir: str | os.PathLike[str], name: str, identity: str, feature_size: int
-    ) -> None:
-        self.directory = Path(cache_dir) / "bottlenecks" / f"v{FORMAT_VERSION}" / f"{name}-{identity}"
+    def __init__(self, directory: str | os.PathLike[str], feature_size: int) -> None:
+        """``directory`` is where :class:`harness.pipeline.cacheroot.CacheRoot` keeps them."""
+        self.directory = Path(directory)
         self.feature_size = feature_size
 
     def _shards(self) -> list[Path]:
@@ -257,16 +247,3 @@ def _checksum_ok(path: Path) -> bool:
     except OSError:
         return False
     return digest.hexdigest()[:16] == _checksum_in_name(path)
-
-
-def backbone_cache(
-    cache_dir: str | os.PathLike[str], spec: Any, weights: str, feature_size: int, runtime: str = "tf"
-) -> BottleneckCache:
-    """The cache of ``spec`` with ``weights``, keyed also by how pixels are made (``tfops.PIXELS``)
-    and by the runtime that made the features: LiteRT's entries are kept apart from
-    TensorFlow's (see the README), and TensorFlow's keep their old identity."""
-    from harness.pipeline.tfops import PIXELS
-
-    extra = {"runtime": runtime} if runtime != "tf" else {}
-    identity = spec.cache_identity(weights, pixels=PIXELS, **extra)
-    return BottleneckCache(cache_dir, spec.safe_name(), identity, feature_size)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.pipeline.cacheroot import CacheRoot
 from harness.pipeline.images import ImageFile, ImageSet, scan_images
-from harness.pipeline.scanindex import ScanIndex
 from harness.pipeline.split import dataset_fingerprint, split_images
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """Which images, and how they are split (retrain.py's percentages)."""
-
-    image_dir: Path
-    validation_percentage: float = 10.0
-    testing_percentage: float = 10.0
 
 
 @dataclass
@@ -74,7 +64,7 @@ def prepare_dataset(
     Raises:
         HarnessError: a missing folder, fewer than 2 classes, or no training image.
     """
-    index = ScanIndex.for_folder(cache_dir, image_dir) if cache_dir is not None else None
+    index = CacheRoot(cache_dir).scan_index(image_dir) if cache_dir is not None else None
     images = scan_images(image_dir, index)
     splits = split_images(images.images, validation_percentage, testing_percentage)
     if not splits["training"]:

@@ -22,10 +22,12 @@ import numpy as np
 
 from harness.errors import RAY_INSTALL_HINT, HarnessError, printable
 from harness.pipeline.extract import FeatureStream
-from harness.registry import BackboneSpec
+from harness.plan import Runtime, Weights
+from harness.registry import BackboneSpec, ResolvedWeights
 
 #: Restarts of an extractor actor (and retries of its batch) before the run fails.
 RESTARTS = 3
+WORKER_REFUSED = "a Ray worker cannot extract"
 #: Status of a row that decoded; otherwise "decode" (dropped, as locally) or "read: <why>".
 OK = ""
 
@@ -100,9 +102,10 @@ class Extractor:
     def __init__(
         self,
         spec: BackboneSpec,
-        weights: str,
+        weights: Weights,
+        resolved: ResolvedWeights | None,
         weights_dir: str | None,
-        runtime: str,
+        runtime: Runtime,
         cache_dir: str | None,
         batch_size: int,
     ) -> None:
@@ -110,9 +113,18 @@ class Extractor:
         from harness.pipeline.extract import EncodedFeed
         from harness.pipeline.litert import with_litert
 
-        self.backbone = load_backbone(spec, weights, weights_dir)
-        if runtime == "litert":
-            self.backbone = with_litert(self.backbone, weights, cache_dir, lambda _: None)
+        if resolved is not None and not resolved.path.is_file():
+            resolved = None  # another machine: this node finds its own copy, as a local run would
+        self.backbone = load_backbone(spec, weights, weights_dir, resolved=resolved)
+        notices: list[str] = []
+        if runtime is Runtime.LITERT:
+            self.backbone = with_litert(self.backbone, weights, cache_dir, notices.append)
+        if self.backbone.runtime != runtime:
+            # The driver keys the cache by the runtime it planned: features from another
+            # runtime must never be written under that key.
+            why = notices[-1].split("notice: ", 1)[-1] if notices else "it fell back"
+            why = why.removesuffix("; extracting with TensorFlow")
+            raise HarnessError(f"{WORKER_REFUSED} {spec.name} on {runtime} as planned: {why}")
         self.feed = EncodedFeed(self.backbone, batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -127,13 +139,27 @@ class Extractor:
         return {"index": batch["index"], "features": features, "status": status}
 
 
+def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's batches; an extractor's refusal comes out as its own one line, not
+    wrapped in Ray's traceback."""
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    except Exception as exc:
+        text = str(exc)
+        if WORKER_REFUSED in text:
+            line = text[text.rindex(WORKER_REFUSED) :].splitlines()[0]
+            raise HarnessError(line) from None
+        raise
+
+
 def ray_stream(
     address: str,
     spec: BackboneSpec,
     *,
-    weights: str,
-    weights_dir: str | None,
-    runtime: str,
+    weights: Weights,
+    resolved: ResolvedWeights | None = None,
+    weights_dir: str | None = None,
+    runtime: Runtime,
     cache_dir: str | None,
     batch_size: int,
     actors: int | None = None,
@@ -144,10 +170,13 @@ def ray_stream(
     Args:
         address: ``local``, ``auto`` or a ``ray://`` address (see :func:`connect`).
         spec: The backbone; shipped to the actors (its plugin must be installed on every node).
-        weights: ``imagenet`` or ``random``; each node resolves its own weights file.
-        weights_dir: Tried first on every node.
-        runtime: ``tf`` or ``litert``, as resolved for this run, so that the cache holds
-            what a local run would write.
+        weights: ImageNet or random.
+        resolved: The weights file the run plan found; a node loads it at that path, or
+            where it has none there, resolves its own (trying ``weights_dir`` first).
+        weights_dir: See ``resolved``.
+        runtime: TensorFlow or LiteRT, as decided for this run: a worker that cannot
+            honour it fails its block, so the cache only ever holds what a local run would
+            write under its key.
         cache_dir: Where a node keeps its converted LiteRT file.
         batch_size: Images per backbone call.
         actors: Extractor actors (default: one per 2 CPUs of the cluster).
@@ -181,6 +210,7 @@ def ray_stream(
                 fn_constructor_kwargs={
                     "spec": spec,
                     "weights": weights,
+                    "resolved": resolved,
                     "weights_dir": weights_dir,
                     "runtime": runtime,
                     "cache_dir": cache_dir,
@@ -195,7 +225,7 @@ def ray_stream(
                 max_restarts=RESTARTS,
                 max_task_retries=RESTARTS,
             )
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(ds):
             status = batch["status"]
             unreadable = [(int(i), s) for i, s in zip(batch["index"], status) if str(s).startswith("read:")]
             if unreadable:

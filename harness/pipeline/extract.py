@@ -18,20 +18,9 @@ from harness.pipeline.backbone import Backbone
 from harness.pipeline.cache import BottleneckCache
 from harness.pipeline.images import ImageFile
 
-DEFAULT_BATCH_SIZE = 16  # on the CPU; see default_extract_batch_size
+DEFAULT_BATCH_SIZE = 16  # on the CPU; see harness.plan.Device.extract_batch_size
 #: Images per cache shard: a killed run loses at most this many computed images.
 SHARD_SIZE = int(os.environ.get("HARNESS_CACHE_SHARD_SIZE", "256"))
-
-
-def default_extract_batch_size(device: str) -> int:
-    """Images per backbone call when extracting bottlenecks on ``device``.
-
-    On a 2-core CPU, files to features, batches of 16 ran four MobileNets as fast as 32
-    or up to 9% faster, and 64 was slower for all: a small batch's activations stay in
-    the CPU caches (the models alone ran 6-12% faster at 16 than at 32). A GPU wants
-    larger batches to fill it.
-    """
-    return 16 if device == "cpu" else 32
 
 
 @dataclass

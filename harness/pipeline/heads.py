@@ -22,7 +22,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from harness.pipeline.train import Head, TrainConfig, initial_weights
+from harness.pipeline.train import Head, initial_weights
+from harness.plan import TrainConfig
 
 #: Steps whose batches are drawn at once, and the most memory that may take.
 CHUNK, CHUNK_BYTES = 256, 32 * 2**20

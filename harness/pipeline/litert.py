@@ -1,8 +1,8 @@
 """Bottlenecks on LiteRT: the backbone's feature function as float TFLite, run by the
 interpreter (XNNPACK) on every core, while tf.data decodes the next batch.
 
-On a 2-core CPU the same weights ran 2.4-4.4x faster than TensorFlow (the model alone;
-files to features 1.9-3.1x), with features equal to within a cosine of 1e-5. The
+Files to features ran 1.4-3.2x faster than on TensorFlow on a 2-core CPU (docs/speed.md
+has the side-by-side figures), with features equal to within a cosine of 1e-5. The
 converted file is kept beside the bottleneck cache, keyed by everything that changes it,
 so a backbone is converted once. A backbone that does not convert, or whose converted
 features disagree with TensorFlow's on a probe, falls back to TensorFlow with a one-line
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,12 @@ import tensorflow as tf
 from harness.atomic import atomic_write
 from harness.errors import HarnessError, first_line
 from harness.pipeline.backbone import Backbone
-from harness.pipeline.tfops import PIXELS
+from harness.pipeline.cacheroot import CacheRoot
+from harness.plan import Runtime, Weights
 from harness.quiet import quiet_native
 
-RUNTIMES = ("auto", "tf", "litert")
 #: A converted backbone must match TensorFlow's features on the probe at least this well.
 PROBE_COSINE = 0.9999
-
-
-def resolve_runtime(runtime: str, device: str) -> str:
-    """``auto`` is LiteRT on a CPU and TensorFlow on a GPU (the interpreter runs on the CPU)."""
-    if runtime not in RUNTIMES:
-        raise HarnessError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
-    if runtime == "auto":
-        return "litert" if device == "cpu" else "tf"
-    if runtime == "litert" and device != "cpu":
-        raise HarnessError("--runtime litert runs on the CPU; with --device gpu use --runtime tf or auto")
-    return runtime
 
 
 def convert_features(backbone: Backbone) -> bytes:
@@ -80,20 +68,6 @@ class LiteRTFeatures:
         return self.interpreter.get_tensor(self._output).reshape(len(batch), -1).copy()
 
 
-def _converted_file(cache_dir: str | os.PathLike[str], backbone: Backbone, weights: str) -> Path:
-    """Where the converted backbone is kept: keyed by the cache identity, the weights file
-    (path, size, modification time) and the TensorFlow version that converted it."""
-    source = backbone.weights_source
-    stamp = None
-    if os.path.isfile(source):
-        st = os.stat(source)
-        stamp = [os.path.abspath(source), st.st_size, st.st_mtime_ns]
-    identity = backbone.spec.cache_identity(weights, pixels=PIXELS)
-    key = json.dumps([identity, stamp, tf.__version__]).encode()
-    digest = hashlib.sha256(key).hexdigest()[:16]
-    return Path(cache_dir) / "litert" / f"{backbone.spec.safe_name()}-{digest}.tflite"
-
-
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two feature matrices."""
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
@@ -107,7 +81,11 @@ def with_litert(
     Random weights are converted afresh every time (each build draws new ones).
     """
     name = backbone.spec.name
-    path = _converted_file(cache_dir, backbone, weights) if cache_dir and weights != "random" else None
+    path = (
+        CacheRoot(cache_dir).converted_backbone(backbone.spec, weights, backbone.weights_source)
+        if cache_dir and Weights.parse(weights).real
+        else None
+    )
     cached = _read_converted(path) if path is not None else None
     try:
         if cached is not None:
@@ -159,4 +137,4 @@ def _probed(backbone: Backbone, model: bytes) -> Backbone:
     worst = float(cosines(ours, theirs).min()) if ours.shape == theirs.shape else float("nan")
     if not worst >= PROBE_COSINE:
         raise HarnessError(f"its features differ from TensorFlow's (cosine {worst:.6f})")
-    return dataclasses.replace(backbone, extract=extract, runtime="litert")
+    return dataclasses.replace(backbone, extract=extract, runtime=Runtime.LITERT)

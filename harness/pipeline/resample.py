@@ -13,7 +13,8 @@ import numpy as np
 from harness.pipeline.heads import train_heads_together
 from harness.pipeline.images import ImageFile
 from harness.pipeline.split import salted_splits
-from harness.pipeline.train import TrainConfig, cached_sampler, train_head
+from harness.pipeline.train import cached_sampler, train_head
+from harness.plan import TrainConfig
 
 #: Images per class of the data-efficiency curve; None is every training image.
 CURVE_SIZES: tuple[int | None, ...] = (5, 10, 20, 50, 100, None)

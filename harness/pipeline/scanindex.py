@@ -12,7 +12,6 @@ and flat lists parse several times faster than nested ones and zip into tuples i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -41,11 +40,6 @@ class ScanIndex:
                     self._old = dict(zip(paths, zip(*rest)))
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
             pass  # missing, damaged or older: the scan just reads every file, as without one
-
-    @classmethod
-    def for_folder(cls, cache_dir: str | os.PathLike[str], image_dir: str | os.PathLike[str]) -> ScanIndex:
-        key = hashlib.sha256(str(Path(image_dir).resolve()).encode()).hexdigest()[:16]
-        return cls(Path(cache_dir) / "scan-index" / f"{key}.json")
 
     def lookup(self, rel: str, st: os.stat_result) -> tuple[str, str] | None:
         """The (sha1, format) of an unchanged file, or None if it must be read."""

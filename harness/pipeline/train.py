@@ -7,39 +7,13 @@ same inputs and seed give bit-identical weights.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from harness.plan import TrainConfig
+
 BatchSampler = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Final-layer training options (retrain.py's flags and defaults)."""
-
-    steps: int = 4000
-    learning_rate: float = 0.01
-    batch_size: int = 100
-    eval_interval: int = 100
-    seed: int = 0
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """retrain.py's distortions; percentages as its flags took them."""
-
-    flip_left_right: bool = False
-    random_crop: float = 0.0
-    random_scale: float = 0.0
-    random_brightness: float = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.plan import Weights
 from harness.schema import column, speed_columns
 
 #: Speed columns a user can rank by, and whether higher is better (from the schema).
@@ -27,7 +28,7 @@ def accuracy_column(speed: str) -> str:
 
 def usable(frame: pd.DataFrame, accuracy: str = "test_accuracy") -> pd.DataFrame:
     """Rows with a real accuracy: no error, ImageNet (not random) weights."""
-    ok = frame["error"].isna() & (frame["weights"] != "random") & frame[accuracy].notna()
+    ok = frame["error"].isna() & (frame["weights"] != Weights.RANDOM.value) & frame[accuracy].notna()
     return frame[ok]
 
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from harness.plan import Weights
 from harness.schema import Column, Table, table_columns
 
 
@@ -20,7 +21,7 @@ def _pct(value: Any) -> str:
 def format_cell(c: Column, row: dict[str, Any]) -> Any:
     """A cell as the comparison table shows it (``row`` supplies companion columns)."""
     value = row.get(c.name)
-    if c.real_only and row.get("weights") == "random":
+    if c.real_only and row.get("weights") == Weights.RANDOM:
         return "n/a (random weights)" if c.name.endswith("test_accuracy") else "n/a"
     if c.fmt == "percent":
         return _pct(value)

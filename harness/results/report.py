@@ -11,7 +11,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader
 
 from harness.errors import HarnessError, printable
-from harness.outputs import check_output_file, write_output_files
+from harness.outputs import REPORT_FILES, write_output_files
 from harness.results import plots
 from harness.results.analysis import (
     accuracy_column,
@@ -34,19 +34,6 @@ from harness.results.tables import (
 )
 
 TEMPLATE = "report.html.j2"
-REPORT_FILES = {"csv": "report.csv", "md": "report.md", "html": "report.html"}
-
-
-def check_report_dir(folder: Path, image_dir: Path | None = None) -> None:
-    """Before any work: the report's files there may be (re)written by harness.
-
-    Raises:
-        HarnessError: one of them exists and harness did not write it.
-    """
-    for name in REPORT_FILES.values():
-        check_output_file(folder / name, image_dir, what="report")
-
-
 #: A spreadsheet runs a cell that begins with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

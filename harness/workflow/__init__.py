@@ -19,15 +19,24 @@ import numpy as np
 
 from harness.errors import HarnessError, printable
 from harness.pipeline.dataset import Dataset
+from harness.plan import PipelineOptions, Runtime, Target
 from harness.registry import BackboneSpec
 from harness.workflow.deliver import evaluate_and_export, relative
-from harness.workflow.options import Log, PipelineOptions, Progress, Retrained
+from harness.workflow.options import Log, Progress, Retrained
 
-__all__ = ["Log", "PipelineOptions", "Progress", "Retrained", "log_step_line", "retrain_final_layer"]
+__all__ = [
+    "Dataset",
+    "Log",
+    "PipelineOptions",
+    "Progress",
+    "Retrained",
+    "log_step_line",
+    "retrain_final_layer",
+]
 
 
 def retrain_final_layer(
-    spec: BackboneSpec,
+    target: Target | BackboneSpec,
     dataset: Dataset,
     options: PipelineOptions,
     output_dir: str | os.PathLike[str] | None,
@@ -37,12 +46,14 @@ def retrain_final_layer(
     versions: dict[str, str] | None = None,
     log_step: Callable[[dict[str, float]], None] | None = None,
 ) -> Retrained:
-    """Retrain a final layer on ``spec``'s bottlenecks, evaluate it and export it.
+    """Retrain a final layer on a backbone's bottlenecks, evaluate it and export it.
 
     Runs on ``options.device``; ``output_dir`` None skips the SavedModel and TFLite
     exports (a frozen graph with explicit paths is still written).
 
     Args:
+        target: The backbone, with its weights as the run plan resolved them and the
+            exports its alias adds (a bare spec resolves its weights here).
         log_step: Prints one row of the training history (default: harness' own line).
 
     Raises:
@@ -50,10 +61,10 @@ def retrain_final_layer(
     """
     import tensorflow as tf
 
-    from harness.pipeline.backbone import check_device
-
-    with tf.device(check_device(options.device)):
-        return _retrain(spec, dataset, options, output_dir, log, progress, versions or {}, log_step)
+    target = target if isinstance(target, Target) else Target(target)
+    options = options.for_target(target)
+    with tf.device(options.device.tf_name):
+        return _retrain(target, dataset, options, output_dir, log, progress, versions or {}, log_step)
 
 
 def log_step_line(log: Log) -> Callable[[dict[str, float]], None]:
@@ -71,7 +82,7 @@ def log_step_line(log: Log) -> Callable[[dict[str, float]], None]:
 
 
 def _retrain(
-    spec: BackboneSpec,
+    target: Target,
     dataset: Dataset,
     options: PipelineOptions,
     output_dir: str | os.PathLike[str] | None,
@@ -82,24 +93,25 @@ def _retrain(
 ) -> Retrained:
     from harness.pipeline.augment import distorted_sampler
     from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cache import backbone_cache
+    from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.extract import extract_features
-    from harness.pipeline.litert import resolve_runtime, with_litert
+    from harness.pipeline.litert import with_litert
     from harness.pipeline.train import cached_sampler, train_head
 
-    backbone = load_backbone(spec, options.weights, options.weights_dir)
+    spec = target.spec
+    backbone = load_backbone(spec, options.weights, options.weights_dir, resolved=target.weights)
     if backbone.weights_note:
         log(f"{spec.name}: notice: {backbone.weights_note}")
     log(
         f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
         f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
     )
-    if resolve_runtime(options.runtime, options.device) == "litert":
+    if options.bottleneck_runtime is Runtime.LITERT:
         backbone = with_litert(backbone, options.weights, options.cache_dir, log)
     cache = None
     if options.cache_dir is not None:
-        cache = backbone_cache(
-            options.cache_dir, spec, options.weights, backbone.feature_size, backbone.runtime
+        cache = CacheRoot(options.cache_dir).bottlenecks(
+            spec, options.weights, backbone.feature_size, backbone.runtime
         )
     stream = None
     if options.ray is not None:
@@ -110,8 +122,9 @@ def _retrain(
             options.ray,
             spec,
             weights=options.weights,
+            resolved=target.weights,
             weights_dir=options.weights_dir,
-            runtime=backbone.runtime,
+            runtime=Runtime(backbone.runtime),
             cache_dir=options.cache_dir,
             batch_size=options.extract_batch_size,
         )
@@ -163,7 +176,7 @@ def _retrain(
 
     show = log_step or log_step_line(log)
     summaries = None
-    if options.weights == "random":
+    if not options.weights.real:
         log(f"{spec.name}: random weights: the accuracies below are meaningless (this is a speed run)")
     elif options.summaries_dir is not None:
         from harness.pipeline.summaries import Summaries

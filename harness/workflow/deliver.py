@@ -14,7 +14,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
-from harness.workflow.options import PipelineOptions
+from harness.plan import PipelineOptions
 
 
 @dataclass
@@ -62,7 +62,7 @@ def evaluate_and_export(
     done = Delivered(evaluation, {**metadata, "test_accuracy": evaluation.accuracy})
     if output_dir is not None:
         from harness.modelfolder import replacing_model_folder
-        from harness.pipeline.export import write_saved_model
+        from harness.pipeline.savedmodel import write_saved_model
 
         final = Path(output_dir)
         # Everything the folder will hold is built in staging and swapped in whole.
@@ -95,7 +95,7 @@ def _tflite(
     options: PipelineOptions,
     evaluation: Any,
 ) -> list[Any]:
-    from harness.deploy.exports import export_tflite_variants
+    from harness.deploy.variants import export_tflite_variants
 
     class_index = {c: i for i, c in enumerate(dataset.classes)}
     test = splits["testing"]
@@ -116,7 +116,7 @@ def _tflite(
 def _frozen_graph(
     backbone: Any, head: Any, dataset: Dataset, options: PipelineOptions, folder: Path | None
 ) -> tuple[Path, Path]:
-    from harness.deploy.exports import export_frozen_graph
+    from harness.deploy.variants import export_frozen_graph
 
     assert options.graphdef is not None
     return export_frozen_graph(backbone, head, dataset.classes, options.graphdef, folder)

@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 
 from harness.pipeline.dataset import Dataset
+from harness.plan import PipelineOptions, Runtime
 from harness.workflow.deliver import evaluate_and_export
-from harness.workflow.options import Log, PipelineOptions, Progress, Retrained
+from harness.workflow.options import Log, Progress, Retrained
 
 
 def fine_tune_retrained(
@@ -34,9 +35,8 @@ def fine_tune_retrained(
     """
     import tensorflow as tf
 
-    from harness.pipeline.backbone import check_device
     from harness.pipeline.extract import extract_features
-    from harness.pipeline.finetune import fine_tune
+    from harness.pipeline.tune_backbone import fine_tune
 
     config = options.fine_tune
     if config is None:
@@ -48,8 +48,8 @@ def fine_tune_retrained(
         imgs = result.images[name]
         return [img.file for img in imgs], np.array([index[img.label] for img in imgs], dtype=np.int64)
 
-    backbone = replace(result.backbone, extract=None, runtime="tf")
-    with tf.device(check_device(options.device)):
+    backbone = replace(result.backbone, extract=None, runtime=Runtime.TF)
+    with tf.device(options.device.tf_name):
         tuned = fine_tune(
             backbone,
             result.head,
@@ -65,7 +65,7 @@ def fine_tune_retrained(
         best = tuned.history[tuned.best_epoch]
         metadata = {
             **result.metadata,
-            "bottleneck_runtime": "tf",
+            "bottleneck_runtime": Runtime.TF,
             "fine_tune": {**vars(config), "layers_trained": tuned.layers, "stopped": tuned.stopped},
             "validation_accuracy": best["validation_accuracy"],
         }

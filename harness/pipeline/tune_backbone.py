@@ -25,30 +25,12 @@ from harness.errors import HarnessError
 from harness.pipeline import tfops
 from harness.pipeline.augment import distorted_file
 from harness.pipeline.backbone import Backbone, features_of
-from harness.pipeline.train import Augmentation, Head
+from harness.pipeline.train import Head
+from harness.plan import Augmentation, FineTuneConfig
 
 Progress = Callable[[str, int, int], None]
 #: Class names of layers that normalise rather than compute features: not counted as layers.
 NORMALIZATION = ("BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization")
-
-
-@dataclass(frozen=True)
-class FineTuneConfig:
-    """``--fine-tune`` and its options."""
-
-    layers: int | None  # top layers with weights to train (batch norms not counted); None: all
-    epochs: int = 10  # at most; early stopping usually ends sooner
-    learning_rate: float = 1e-5
-    beta_1: float = 0.9  # Adam's moment decays, as Keras defaults them
-    beta_2: float = 0.999
-    batch_size: int = 32
-    patience: int = 2  # epochs without a better validation accuracy before stopping
-    seed: int = 0
-
-    @property
-    def tag(self) -> str:
-        """The fine-tuned model's suffix: ``ft4`` for the top 4 layers, ``ftall``."""
-        return "ftall" if self.layers is None else f"ft{self.layers}"
 
 
 @dataclass

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.bench.accuracy import test_outcomes
+from harness.bench.accuracy import against_head_only, test_outcomes
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.pipeline.dataset import Dataset
-from harness.results.significance import mcnemar_counts, outcomes_of
+from harness.plan import PipelineOptions
 from harness.schema import complete_row
-from harness.workflow import Log, PipelineOptions, Progress, Retrained
+from harness.workflow import Log, Progress, Retrained
 
 #: Head-only values that are not the fine-tuned model's: recomputed, or meaningless for it.
 _NOT_CARRIED = (
@@ -34,7 +34,6 @@ def fine_tuned_name(backbone: str, options: PipelineOptions) -> str:
 def benchmark_fine_tuned(
     result: Retrained,
     head_row: dict[str, Any],
-    head_details: dict[str, Any],
     dataset: Dataset,
     options: PipelineOptions,
     model_dir: Path | None,
@@ -55,7 +54,7 @@ def benchmark_fine_tuned(
     name = fine_tuned_name(result.spec.name, options)
     target = model_dir.with_name(f"{model_dir.name}+{options.fine_tune.tag}") if model_dir else None
     tuned = fine_tune_retrained(result, dataset, options, target, log=log, progress=progress)
-    real = options.weights != "random"
+    real = options.weights.real
     exports, tflite_details, latency = measure_exports(tuned, sample_file, options, latency_runs, log)
     ft = tuned.fine_tuned
     values = {k: v for k, v in head_row.items() if not k.startswith(_NOT_CARRIED)}
@@ -84,10 +83,7 @@ def benchmark_fine_tuned(
         ev = tuned.evaluation
         details |= {"confusion": ev.confusion, "per_class": ev.per_class, "misclassified": ev.misclassified}
         details["test_outcomes"] = test_outcomes(tuned, dataset)
-        scored = outcomes_of({"head": head_details, "tuned": details})
-        before, after = scored["head"], scored["tuned"]
-        common = sorted(before.keys() & after.keys())
-        head_right, tuned_right, p = mcnemar_counts([before[i] for i in common], [after[i] for i in common])
+        head_right, tuned_right, p = against_head_only(result, tuned, dataset)
         values |= {
             "head_only_test_accuracy": head_row.get("test_accuracy"),
             "head_only_only_right": head_right,

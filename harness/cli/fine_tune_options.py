@@ -36,10 +36,10 @@ def build_fine_tune(
     fine_tune_batch_size: int,
     fine_tune_patience: int,
 ) -> Any:
-    """:class:`harness.pipeline.finetune.FineTuneConfig`, or None without ``--fine-tune``."""
+    """:class:`harness.pipeline.tune_backbone.FineTuneConfig`, or None without ``--fine-tune``."""
     if fine_tune is None:
         return None
-    from harness.pipeline.finetune import FineTuneConfig
+    from harness.plan import FineTuneConfig
 
     return FineTuneConfig(
         layers=None if fine_tune == "all" else int(fine_tune),

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.plan import GraphdefExport
+
 CALIBRATION_IMAGES = 100  # training images for int8 calibration and bias correction
-
-
-@dataclass(frozen=True)
-class GraphdefExport:
-    """Where retrain.py's frozen graph and labels go (None: into the export folder)."""
-
-    graph: str | None = None
-    labels: str | None = None
-    final_tensor_name: str = "final_result"
-
-    @property
-    def explicit(self) -> bool:
-        """Both paths given (retrain.py's flags): written there, not into the model folder."""
-        return self.graph is not None and self.labels is not None
 
 
 def export_tflite_variants(
