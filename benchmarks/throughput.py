@@ -24,6 +24,9 @@ measurements seconds apart, and printed as their median and range: this VM's spe
 drifts by 20-40% over minutes, which a ratio of two medians does not cancel.
 ``--litert-only`` measures just what they need, so that many repetitions are affordable.
 
+``--runtimes`` compares TensorFlow, LiteRT and OpenVINO (fp32, and bf16 where the CPU has
+it) instead, against the limit of the fastest (benchmarks/runtime_limits.py).
+
 Then the warm-cache re-run against the cold run, final-layer training (4000 steps of 100
 on 1,500 cached 1024-dim vectors) against the cold extraction of 1,500 images, and the
 start-up of `harness --help` / `harness backbones` (which must not import TensorFlow).
@@ -332,6 +335,11 @@ def main() -> int:
     )
     parser.add_argument("--skip-memory-run", action="store_true", help="Skip the full `harness train` run.")
     parser.add_argument(
+        "--runtimes",
+        action="store_true",
+        help="Every runtime and precision side by side (benchmarks/runtime_limits.py), then stop.",
+    )
+    parser.add_argument(
         "--litert-only",
         action="store_true",
         help="Measure only the LiteRT ratios (model on both runtimes, decode, harness on both), then stop.",
@@ -354,6 +362,17 @@ def main() -> int:
     n = len(images)
     bs = args.batch_size
     rows = []
+    if args.runtimes:
+        from runtime_limits import header, measure_runtimes
+
+        print(header(), flush=True)
+        for name in [b.strip() for b in args.backbones.split(",") if b.strip()]:
+            row = measure_runtimes(name, images, args.weights_dir, bs, args.repeats)
+            print(f"\n{name} ({args.repeats} alternating rounds, {n} images, batch {bs}):", flush=True)
+            for key, value in row.items():
+                print(f"  {key:32s} {value:,.2f}" if isinstance(value, float) else f"  {key:32s} {value}")
+            keras.backend.clear_session()
+        return 0
     for name in [b.strip() for b in args.backbones.split(",") if b.strip()]:
         rows.append(measure_backbone(name, images, args, on_gpu))
         print(

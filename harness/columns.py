@@ -54,3 +54,55 @@ class Column:
     console: bool = False
     rankable: bool = False
     derive: Callable[[dict[str, Any]], Any] | None = None
+
+
+def tflite_columns(q: str) -> list[Column]:
+    """The columns one TFLite variant ``q`` adds to a row (``tflite_<q>_<field>``)."""
+    prefix = f"tflite_{q}_"
+    return [
+        Column(
+            prefix + "size_mb",
+            unit="MB",
+            label=f"tflite {q} MB",
+            higher_is_better=False,
+            group="deploy",
+            digits=2,
+            sparse=True,
+            table="deploy",
+        ),
+        Column(
+            prefix + "test_accuracy",
+            unit="fraction",
+            label=f"tflite {q} acc",
+            higher_is_better=True,
+            group="deploy",
+            fmt="percent",
+            real_only=True,
+            sparse=True,
+            table="deploy",
+        ),
+        Column(
+            prefix + "agreement",
+            unit="fraction",
+            label=f"tflite {q} same top-1",
+            higher_is_better=True,
+            group="deploy",
+            fmt="percent",
+            real_only=True,
+            sparse=True,
+            table="deploy",
+            help="share of test images whose top-1 equals the float SavedModel's",
+        ),
+        Column(
+            prefix + "latency_ms_p50",
+            unit="ms",
+            label=f"tflite {q} ms p50",
+            higher_is_better=False,
+            group="deploy",
+            digits=1,
+            sparse=True,
+            rankable=True,
+            table="deploy",
+        ),
+        Column(prefix + "latency_ms_p90", unit="ms", higher_is_better=False, group="deploy", sparse=True),
+    ]

@@ -75,18 +75,71 @@ class Runtime(PlanChoice):
     AUTO = "auto"
     TF = "tf"
     LITERT = "litert"
+    OPENVINO = "openvino"
 
     def decide(self, device: Device) -> Runtime:
-        """``auto`` is LiteRT on a CPU and TensorFlow on a GPU (the interpreter runs on the CPU).
+        """The runtime on ``device``: ``auto`` is TensorFlow on a GPU and, on a CPU, stays
+        ``auto`` for the workflow to measure (see :meth:`candidates`).
 
         Raises:
-            HarnessError: LiteRT asked for on a GPU.
+            HarnessError: a CPU runtime (LiteRT, OpenVINO) asked for on a GPU.
         """
         if self is Runtime.AUTO:
-            return Runtime.LITERT if device is Device.CPU else Runtime.TF
-        if self is Runtime.LITERT and device is not Device.CPU:
-            raise HarnessError("--runtime litert runs on the CPU; with --device gpu use --runtime tf or auto")
+            return Runtime.AUTO if device is Device.CPU else Runtime.TF
+        if self in (Runtime.LITERT, Runtime.OPENVINO) and device is not Device.CPU:
+            raise HarnessError(
+                f"--runtime {self} runs on the CPU; with --device gpu use --runtime tf or auto"
+            )
         return self
+
+    def candidates(self, device: Device, precision: Precision) -> tuple[Runtime, ...]:
+        """What may run the backbone: one runtime, or the CPU runtimes ``auto`` times on each
+        backbone (those that can run ``precision``; OpenVINO where it is installed)."""
+        decided = self.decide(device)
+        if decided is not Runtime.AUTO:
+            return (decided,)
+        if precision is not Precision.FP32:
+            return (Runtime.OPENVINO,)
+        return (Runtime.LITERT, Runtime.OPENVINO) if openvino_installed() else (Runtime.LITERT,)
+
+
+class Precision(PlanChoice):
+    """The arithmetic of bottleneck extraction: never reduced unless asked for."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+    def check(self, runtime: Runtime, device: Device) -> None:
+        """A reduced precision needs a runtime and a CPU that have it.
+
+        Raises:
+            HarnessError: one line saying what is missing.
+        """
+        if self is Precision.FP32:
+            return
+        if device is not Device.CPU or runtime not in (Runtime.AUTO, Runtime.OPENVINO):
+            raise HarnessError(
+                f"--precision {self} runs on OpenVINO on the CPU: use --runtime openvino or auto"
+            )
+        if not openvino_installed():
+            raise HarnessError(f"--precision {self} needs OpenVINO: {DEPLOY_INSTALL_HINT}")
+        from harness.cpu import cpu_features
+
+        if "bf16" not in cpu_features().precisions:
+            raise HarnessError(
+                f"--precision {self}: this CPU has no BF16 instructions (AVX512_BF16 or AMX); "
+                "it would be emulated and slower: use --precision fp32"
+            )
+
+
+#: How to install the optional runtimes (OpenVINO, ONNX Runtime).
+DEPLOY_INSTALL_HINT = "pip install 'harness[deploy]' (or pip install openvino)"
+
+
+def openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 class Weights(PlanChoice):
@@ -200,7 +253,8 @@ class PipelineOptions:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: Device = Device.CPU
     extract_batch_size: int = 16  # see Device.extract_batch_size
-    runtime: Runtime = Runtime.AUTO  # as asked; Target.runtime is what runs
+    runtime: Runtime = Runtime.AUTO  # as asked; the backbone's runtime is what ran
+    precision: Precision = Precision.FP32  # of bottleneck extraction
     augmentation: Augmentation = field(default_factory=Augmentation)
     tflite: tuple[str, ...] = ()  # TFLite variants to write beside the SavedModel
     graphdef: GraphdefExport | None = None  # retrain.py's output_graph.pb and labels
@@ -213,11 +267,13 @@ class PipelineOptions:
         object.__setattr__(self, "weights", Weights.parse(self.weights))
         object.__setattr__(self, "device", Device.parse(self.device))
         object.__setattr__(self, "runtime", Runtime.parse(self.runtime))
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
 
     @property
-    def bottleneck_runtime(self) -> Runtime:
-        """What extracts bottlenecks on this device (checked: LiteRT only on a CPU)."""
-        return self.runtime.decide(self.device)
+    def bottleneck_runtimes(self) -> tuple[Runtime, ...]:
+        """What may extract bottlenecks on this device at this precision (checked)."""
+        self.precision.check(self.runtime, self.device)
+        return self.runtime.candidates(self.device, self.precision)
 
     def for_backbone(self, spec: BackboneSpec) -> PipelineOptions:
         """These options for one backbone of several: its own TensorBoard run folder."""

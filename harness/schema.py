@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.columns import Column, Table
+from harness.columns import Column, Table, tflite_columns
 
 SCHEMA = "harness.run/1"
 
@@ -60,7 +60,14 @@ _BASE: list[Column] = [
         "text",
         label="runtime",
         group="speed",
-        help="tf or litert: what ran the backbone",
+        help="tf, litert or openvino: what ran the backbone (with --runtime auto, the fastest here)",
+    ),
+    C(
+        "bottleneck_precision",
+        "text",
+        label="precision",
+        group="speed",
+        help="fp32, or bf16 where asked for: the arithmetic of extraction",
     ),
     C(
         "bottleneck_img_per_s",
@@ -173,66 +180,45 @@ _BASE: list[Column] = [
         help="McNemar's exact test of fine-tuned against head-only on the test images",
     ),
     C("head_only_latency_ms_p50", unit="ms", label="head-only ms p50", digits=1, table="fine_tune"),
+    C(
+        "fp32_test_accuracy",
+        unit="fraction",
+        label="fp32 test accuracy",
+        fmt="percent",
+        group="accuracy",
+        table="details",
+        real_only=True,
+        sparse=True,
+        help="with reduced precision: the same layer trained on fp32 features (same split, seed)",
+    ),
+    C("only_fp32_right", "int", label="only fp32 right", group="accuracy", table="details", sparse=True),
+    C(
+        "only_reduced_right",
+        "int",
+        label="only reduced right",
+        group="accuracy",
+        table="details",
+        sparse=True,
+    ),
+    C(
+        "precision_p_value",
+        unit="p",
+        label="McNemar p vs fp32",
+        group="accuracy",
+        digits=3,
+        table="details",
+        sparse=True,
+        help="McNemar's exact test of the reduced-precision layer against the fp32 one",
+    ),
 ]
 
 
-def _tflite_columns(q: str) -> list[Column]:
-    prefix = f"tflite_{q}_"
-    return [
-        C(
-            prefix + "size_mb",
-            unit="MB",
-            label=f"tflite {q} MB",
-            higher_is_better=False,
-            group="deploy",
-            digits=2,
-            sparse=True,
-            table="deploy",
-        ),
-        C(
-            prefix + "test_accuracy",
-            unit="fraction",
-            label=f"tflite {q} acc",
-            higher_is_better=True,
-            group="deploy",
-            fmt="percent",
-            real_only=True,
-            sparse=True,
-            table="deploy",
-        ),
-        C(
-            prefix + "agreement",
-            unit="fraction",
-            label=f"tflite {q} same top-1",
-            higher_is_better=True,
-            group="deploy",
-            fmt="percent",
-            real_only=True,
-            sparse=True,
-            table="deploy",
-            help="share of test images whose top-1 equals the float SavedModel's",
-        ),
-        C(
-            prefix + "latency_ms_p50",
-            unit="ms",
-            label=f"tflite {q} ms p50",
-            higher_is_better=False,
-            group="deploy",
-            digits=1,
-            sparse=True,
-            rankable=True,
-            table="deploy",
-        ),
-        C(prefix + "latency_ms_p90", unit="ms", higher_is_better=False, group="deploy", sparse=True),
-    ]
-
-
 #: What each TFLite variant adds to a row, as ``tflite_<variant>_<field>``.
-TFLITE_FIELDS = tuple(c.name.removeprefix("tflite_none_") for c in _tflite_columns("none"))
+TFLITE_FIELDS = tuple(c.name.removeprefix("tflite_none_") for c in tflite_columns("none"))
 
 COLUMNS: list[Column] = [
     *_BASE,
-    *[c for q in QUANTIZATIONS for c in _tflite_columns(q)],
+    *[c for q in QUANTIZATIONS for c in tflite_columns(q)],
     C("tflite_threads", "int", group="deploy"),
     C("error", "text", label="error", group="run", console=True, table="main"),
 ]

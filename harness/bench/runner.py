@@ -19,6 +19,7 @@ from harness.registry import BackboneSpec
 from harness.results.significance import outcomes_of, paired_tests
 from harness.schema import SCHEMA, complete_row
 from harness.workflow import Log, Progress, retrain_final_layer
+from harness.workflow.precision import precision_values
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -87,6 +88,7 @@ def benchmark_backbone(
         "bottleneck_cold_img_per_s": ex.computed / ex.compute_seconds if ex.computed else None,
         "bottleneck_batch_size": throughput["batch_size"],
         "bottleneck_runtime": result.backbone.runtime,
+        "bottleneck_precision": result.backbone.precision,
         "bottleneck_img_per_s": throughput["img_per_s"],
         "bottleneck_img_per_s_p90": throughput["img_per_s_p90"],
         "bottleneck_ms_per_img_p50": throughput["ms_per_img_p50"],
@@ -95,7 +97,7 @@ def benchmark_backbone(
         "train_s": result.train_seconds,
     }
     exports, tflite_details, latency = measure_exports(result, paths[0], options, timing.latency_runs, log)
-    values |= exports | accuracy_values(result, real)
+    values |= exports | accuracy_values(result, real) | precision_values(result.precision_check)
     extra_details: dict[str, Any] = {}
     if real:
         extra, extra_details = beyond_one_split(result, dataset, options, accuracy or AccuracyOptions(), log)
@@ -113,6 +115,7 @@ def benchmark_backbone(
         "timing": {"bottleneck": throughput, "latency": {k: v for k, v in latency.items() if k != "load_s"}},
         "export_dir": str(result.export_dir) if result.export_dir else None,
         "tflite": tflite_details,
+        "runtime_rates": result.runtime_rates,
     }
     rows = [(complete_row(values), details)]
     if options.fine_tune is not None:

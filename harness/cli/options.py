@@ -17,12 +17,11 @@ import click
 from harness.cli.types import QuantizeList, choice
 from harness.errors import RAY_INSTALL_HINT, HarnessError
 from harness.plan import (
-    DEFAULT_LATENCY_RUNS,
     DataOptions,
     Device,
     PipelineOptions,
+    Precision,
     Runtime,
-    TimingOptions,
     Weights,
 )
 
@@ -133,6 +132,7 @@ def build_pipeline_options(
     device: Device,
     extract_batch_size: int | None,
     runtime: Runtime,
+    precision: Precision,
     exports: tuple[str, ...],
     quantize: tuple[str, ...],
     summaries_dir: Path | None,
@@ -146,11 +146,15 @@ def build_pipeline_options(
     that depend on others (the extraction batch on the device) come from the plan."""
     from harness.plan import Augmentation, GraphdefExport, TrainConfig, default_cache_dir
 
-    device, runtime = Device.parse(device), Runtime.parse(runtime)
+    device, runtime, precision = Device.parse(device), Runtime.parse(runtime), Precision.parse(precision)
     try:
         runtime.decide(device)
     except HarnessError as exc:
         raise click.BadParameter(str(exc), param_hint="--runtime") from None
+    try:
+        precision.check(runtime, device)
+    except HarnessError as exc:
+        raise click.BadParameter(str(exc), param_hint="--precision") from None
     return PipelineOptions(
         weights=weights,
         weights_dir=str(weights_dir) if weights_dir else None,
@@ -165,6 +169,7 @@ def build_pipeline_options(
         device=device,
         extract_batch_size=extract_batch_size or device.extract_batch_size,
         runtime=runtime,
+        precision=precision,
         augmentation=Augmentation(flip_left_right, random_crop, random_scale, random_brightness),
         tflite=quantize if "tflite" in exports else (),
         graphdef=GraphdefExport() if "graphdef" in exports else None,
@@ -223,9 +228,17 @@ pipeline_options = option_group(
         type=choice(Runtime),
         default=Runtime.AUTO.value,
         show_default=True,
-        help="What runs the backbone for bottlenecks: TensorFlow, or the LiteRT interpreter "
-        "(XNNPACK, float; faster on CPUs, see docs/speed.md); auto is LiteRT on the CPU, "
-        "TensorFlow on a GPU.",
+        help="What runs the backbone for bottlenecks: TensorFlow, the LiteRT interpreter (XNNPACK), "
+        "or OpenVINO (the deploy extra); on a CPU, auto times each installed runtime on every "
+        "backbone and uses the fastest (said, and stored in the row); TensorFlow on a GPU.",
+    ),
+    click.option(
+        "--precision",
+        type=choice(Precision),
+        default=Precision.FP32.value,
+        show_default=True,
+        help="Arithmetic of bottleneck extraction: bf16 (OpenVINO, on CPUs with AVX512_BF16 or AMX) "
+        "is faster; the run then also trains on fp32 features and reports McNemar against them.",
     ),
     click.option(
         "--export",
@@ -258,33 +271,4 @@ pipeline_options = option_group(
         "--random-brightness", type=PERCENT, default=0.0, help="Percent to vary brightness randomly."
     ),
     ray_option,
-)
-
-
-def build_timing_options(timing_images: int, timing_repeats: int, latency_runs: int) -> TimingOptions:
-    return TimingOptions(
-        timing_images=timing_images, timing_repeats=timing_repeats, latency_runs=latency_runs
-    )
-
-
-timing_options = option_group(
-    "timing",
-    build_timing_options,
-    click.option(
-        "--timing-images",
-        type=AT_LEAST_1,
-        default=256,
-        show_default=True,
-        help="Images per timed extraction pass.",
-    ),
-    click.option(
-        "--timing-repeats", type=AT_LEAST_1, default=3, show_default=True, help="Timed passes per backbone."
-    ),
-    click.option(
-        "--latency-runs",
-        type=AT_LEAST_1,
-        default=DEFAULT_LATENCY_RUNS,
-        show_default=True,
-        help="Timed single-image calls of each export.",
-    ),
 )

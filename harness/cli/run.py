@@ -15,9 +15,9 @@ from harness.cli.options import (
     data_options,
     input_size_option,
     pipeline_options,
-    timing_options,
 )
 from harness.cli.results_options import results_dir_option
+from harness.cli.timing_options import timing_options
 from harness.cli.types import BackboneList
 from harness.errors import HarnessError
 from harness.plan import DataOptions, FineTuneConfig, PipelineOptions, TimingOptions

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from harness.errors import HarnessError
 from harness.pipeline import tfops
-from harness.plan import Device, Runtime, Weights
+from harness.plan import Device, Precision, Runtime, Weights
 from harness.registry import BackboneSpec, FeatureModel, ResolvedWeights
 
 
@@ -31,6 +31,12 @@ class Backbone:
     #: default, the LiteRT interpreter with ``--runtime litert`` (see harness.pipeline.litert).
     extract: Any = None
     runtime: Runtime = Runtime.TF
+    precision: Precision = Precision.FP32  # of the runtime's arithmetic
+
+    @property
+    def runtime_text(self) -> str:
+        """``litert``, or ``openvino (bf16)`` where the precision is reduced."""
+        return str(self.runtime) if self.precision is Precision.FP32 else f"{self.runtime} ({self.precision})"
 
     def __post_init__(self) -> None:
         if self.extract is None:

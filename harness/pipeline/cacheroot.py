@@ -5,6 +5,7 @@
     <root>/bottlenecks/v2/<backbone>-<identity>/*.shard   features (harness.pipeline.cache)
     <root>/litert/<backbone>-<key>.tflite (+ .sha256)      converted backbones (.litert)
     <root>/scan-index/<key>.json                           one image folder's scan (.scanindex)
+    <root>/runtime-probe/<backbone>.json                   what --runtime auto measured (.runtimes)
 
 A bottleneck's identity is everything that changes the features: the backbone's own
 (:meth:`harness.spec.BackboneSpec.cache_identity`), how pixels are made
@@ -20,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.plan import Runtime, Weights
+from harness.plan import Precision, Runtime, Weights
 
 if TYPE_CHECKING:
     from harness.pipeline.cache import BottleneckCache
@@ -40,25 +41,37 @@ class CacheRoot:
         return self.root / "bottlenecks" / f"v{BOTTLENECK_FORMAT}" / f"{name}-{identity}"
 
     @staticmethod
-    def bottleneck_identity(spec: Any, weights: Weights | str, runtime: Runtime | str = Runtime.TF) -> str:
-        """The key of ``spec``'s features with ``weights`` made on ``runtime``.
+    def bottleneck_identity(
+        spec: Any,
+        weights: Weights | str,
+        runtime: Runtime | str = Runtime.TF,
+        precision: Precision | str = Precision.FP32,
+    ) -> str:
+        """The key of ``spec``'s features with ``weights`` made on ``runtime`` at ``precision``.
 
-        LiteRT's entries are kept apart from TensorFlow's (they agree to a cosine of 1e-5,
-        not bit for bit); TensorFlow's keep the identity they had before LiteRT existed.
+        Each runtime's entries are kept apart from TensorFlow's (they agree to a cosine of
+        1e-5, not bit for bit), and reduced precision from fp32; TensorFlow's fp32 entries
+        keep the identity they had before other runtimes existed.
         """
         from harness.pipeline.tfops import PIXELS
 
-        runtime = Runtime.parse(runtime)
+        runtime, precision = Runtime.parse(runtime), Precision.parse(precision)
         extra = {"runtime": runtime.value} if runtime is not Runtime.TF else {}
+        if precision is not Precision.FP32:
+            extra["precision"] = precision.value
         return spec.cache_identity(Weights.parse(weights).value, pixels=PIXELS, **extra)
 
     def bottlenecks(
-        self, spec: Any, weights: Weights | str, feature_size: int, runtime: Runtime | str = Runtime.TF
+        self,
+        spec: Any,
+        weights: Weights | str,
+        feature_size: int,
+        runtime: Runtime | str = Runtime.TF,
+        precision: Precision | str = Precision.FP32,
     ) -> BottleneckCache:
-        """The feature cache of ``spec`` with ``weights``, made on ``runtime``."""
-        return self.bottleneck_cache(
-            spec.safe_name(), self.bottleneck_identity(spec, weights, runtime), feature_size
-        )
+        """The feature cache of ``spec`` with ``weights``, made on ``runtime`` at ``precision``."""
+        identity = self.bottleneck_identity(spec, weights, runtime, precision)
+        return self.bottleneck_cache(spec.safe_name(), identity, feature_size)
 
     def bottleneck_cache(self, name: str, identity: str, feature_size: int) -> BottleneckCache:
         """The feature cache called ``name`` under the key ``identity``."""
@@ -78,6 +91,10 @@ class CacheRoot:
         key = json.dumps([self.bottleneck_identity(spec, weights), stamp, tf.__version__]).encode()
         digest = hashlib.sha256(key).hexdigest()[:16]
         return self.root / Runtime.LITERT.value / f"{spec.safe_name()}-{digest}.tflite"
+
+    def runtime_probe_file(self, name: str) -> Path:
+        """The rates ``--runtime auto`` measured for backbone ``name`` (its key inside)."""
+        return self.root / "runtime-probe" / f"{name}.json"
 
     def scan_index_file(self, image_dir: str | os.PathLike[str]) -> Path:
         key = hashlib.sha256(str(Path(image_dir).resolve()).encode()).hexdigest()[:16]

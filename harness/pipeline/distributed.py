@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.errors import RAY_INSTALL_HINT, HarnessError, printable
 from harness.pipeline.extract import FeatureStream
-from harness.plan import Runtime, Weights
+from harness.plan import Precision, Runtime, Weights
 from harness.registry import BackboneSpec, ResolvedWeights
 
 #: Restarts of an extractor actor (and retries of its batch) before the run fails.
@@ -106,20 +106,20 @@ class Extractor:
         resolved: ResolvedWeights | None,
         weights_dir: str | None,
         runtime: Runtime,
+        precision: Precision,
         cache_dir: str | None,
         batch_size: int,
     ) -> None:
         from harness.pipeline.backbone import load_backbone
         from harness.pipeline.extract import EncodedFeed
-        from harness.pipeline.litert import with_litert
+        from harness.pipeline.runtimes import on_runtime
 
         if resolved is not None and not resolved.path.is_file():
             resolved = None  # another machine: this node finds its own copy, as a local run would
         self.backbone = load_backbone(spec, weights, weights_dir, resolved=resolved)
         notices: list[str] = []
-        if runtime is Runtime.LITERT:
-            self.backbone = with_litert(self.backbone, weights, cache_dir, notices.append)
-        if self.backbone.runtime != runtime:
+        self.backbone = on_runtime(self.backbone, runtime, precision, weights, cache_dir, notices.append)
+        if self.backbone.runtime is not runtime or self.backbone.precision is not precision:
             # The driver keys the cache by the runtime it planned: features from another
             # runtime must never be written under that key.
             why = notices[-1].split("notice: ", 1)[-1] if notices else "it fell back"
@@ -160,6 +160,7 @@ def ray_stream(
     resolved: ResolvedWeights | None = None,
     weights_dir: str | None = None,
     runtime: Runtime,
+    precision: Precision = Precision.FP32,
     cache_dir: str | None,
     batch_size: int,
     actors: int | None = None,
@@ -213,6 +214,7 @@ def ray_stream(
                     "resolved": resolved,
                     "weights_dir": weights_dir,
                     "runtime": runtime,
+                    "precision": precision,
                     "cache_dir": cache_dir,
                     "batch_size": batch_size,
                 },

@@ -21,6 +21,27 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
     return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
+# McNemar's test looks only at the images two models got differently: ``b`` right by the
+# first and wrong by the second, ``c`` the reverse. Under "equally accurate" each such image
+# is a fair coin, so the exact two-sided p-value is a binomial tail, computed with integers.
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for discordant counts ``b`` and ``c``."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def mcnemar_counts(a_correct: list[bool], b_correct: list[bool]) -> tuple[int, int, float]:
+    """Two models' right/wrong on the same images: (only a right, only b right, exact p)."""
+    a_only = sum(bool(a) and not b for a, b in zip(a_correct, b_correct))
+    b_only = sum(bool(b) and not a for a, b in zip(a_correct, b_correct))
+    return a_only, b_only, mcnemar_exact(a_only, b_only)
+
+
 @dataclass
 class Evaluation:
     """How the trained layer did on a set of images."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from harness.atomic import atomic_write
 from harness.errors import HarnessError, first_line
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.cacheroot import CacheRoot
-from harness.plan import Runtime, Weights
+from harness.plan import Precision, Runtime, Weights
 from harness.quiet import quiet_native
 
 #: A converted backbone must match TensorFlow's features on the probe at least this well.
@@ -80,17 +81,43 @@ def with_litert(
 
     Random weights are converted afresh every time (each build draws new ones).
     """
+    return on_converted(backbone, weights, cache_dir, log, runtime=Runtime.LITERT, open_model=LiteRTFeatures)
+
+
+def on_converted(
+    backbone: Backbone,
+    weights: str,
+    cache_dir: str | os.PathLike[str] | None,
+    log: Any,
+    *,
+    runtime: Runtime,
+    open_model: Callable[[bytes], Any],
+    precision: Precision = Precision.FP32,
+    min_cosine: float = PROBE_COSINE,
+) -> Backbone:
+    """``backbone`` extracting with its converted feature model opened by ``open_model``
+    (the LiteRT interpreter, OpenVINO), or unchanged, with a notice, if that cannot be.
+
+    The converted file is kept in the cache (one per backbone and weights file, whatever
+    runs it); a cached file that fails is converted again once. Before use, the features
+    are checked against TensorFlow's on a probe batch: at least ``min_cosine``.
+    """
     name = backbone.spec.name
+    real = Weights.parse(weights).real
     path = (
         CacheRoot(cache_dir).converted_backbone(backbone.spec, weights, backbone.weights_source)
-        if cache_dir and Weights.parse(weights).real
+        if cache_dir and real
         else None
     )
     cached = _read_converted(path) if path is not None else None
+
+    def probed(model: bytes) -> Backbone:
+        return _probed(backbone, open_model(model), runtime, precision, min_cosine)
+
     try:
         if cached is not None:
             try:
-                return _probed(backbone, cached)
+                return probed(cached)
             except Exception as exc:  # a damaged or stale file: converted again, once
                 log(
                     f"{name}: notice: the converted backbone in the cache failed "
@@ -102,10 +129,10 @@ def with_litert(
             atomic_write(
                 _digest_file(path), hashlib.sha256(model).hexdigest().encode(), what="converted backbone"
             )
-        return _probed(backbone, model)
+        return probed(model)
     except Exception as exc:
         reason = first_line(exc)
-        log(f"{name}: notice: LiteRT cannot run this backbone ({reason}); extracting with TensorFlow")
+        log(f"{name}: notice: {runtime} cannot run this backbone ({reason}); extracting with TensorFlow")
         return backbone
 
 
@@ -124,17 +151,18 @@ def _read_converted(path: Path) -> bytes | None:
     return model if hashlib.sha256(model).hexdigest() == expected else None
 
 
-def _probed(backbone: Backbone, model: bytes) -> Backbone:
-    """``backbone`` extracting with ``model``, if its features match TensorFlow's on a probe.
+def _probed(
+    backbone: Backbone, extract: Any, runtime: Runtime, precision: Precision, min_cosine: float
+) -> Backbone:
+    """``backbone`` extracting with ``extract``, if its features match TensorFlow's on a probe.
 
     Raises:
         HarnessError: they differ.
     """
-    extract = LiteRTFeatures(model)
     size = backbone.spec.input_size
     probe = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
     ours, theirs = extract(probe), backbone.features(probe).numpy()
     worst = float(cosines(ours, theirs).min()) if ours.shape == theirs.shape else float("nan")
-    if not worst >= PROBE_COSINE:
+    if not worst >= min_cosine:
         raise HarnessError(f"its features differ from TensorFlow's (cosine {worst:.6f})")
-    return dataclasses.replace(backbone, extract=extract, runtime=Runtime.LITERT)
+    return dataclasses.replace(backbone, extract=extract, runtime=runtime, precision=precision)

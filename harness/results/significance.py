@@ -8,25 +8,12 @@ with integers (exact for any count, no normal approximation).
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
 from typing import Any
 
+from harness.pipeline.evaluate import mcnemar_counts, mcnemar_exact
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for discordant counts ``b`` and ``c``."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
-
-
-def mcnemar_counts(a_correct: list[bool], b_correct: list[bool]) -> tuple[int, int, float]:
-    """Two models' right/wrong on the same images: (only a right, only b right, exact p)."""
-    a_only = sum(bool(a) and not b for a, b in zip(a_correct, b_correct))
-    b_only = sum(bool(b) and not a for a, b in zip(a_correct, b_correct))
-    return a_only, b_only, mcnemar_exact(a_only, b_only)
+__all__ = ["mcnemar_counts", "mcnemar_exact", "outcomes_of", "p_value_between", "paired_tests"]
 
 
 def paired_tests(outcomes: dict[str, dict[str, bool]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.errors import HarnessError, printable
 from harness.pipeline.dataset import Dataset
-from harness.plan import PipelineOptions, Runtime, Target
+from harness.plan import PipelineOptions, Precision, Target
 from harness.registry import BackboneSpec
 from harness.workflow.deliver import evaluate_and_export, relative
 from harness.workflow.options import Log, Progress, Retrained
@@ -95,7 +95,7 @@ def _retrain(
     from harness.pipeline.backbone import load_backbone
     from harness.pipeline.cacheroot import CacheRoot
     from harness.pipeline.extract import extract_features
-    from harness.pipeline.litert import with_litert
+    from harness.pipeline.runtimes import choose_runtime
     from harness.pipeline.train import cached_sampler, train_head
 
     spec = target.spec
@@ -106,12 +106,22 @@ def _retrain(
         f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
         f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
     )
-    if options.bottleneck_runtime is Runtime.LITERT:
-        backbone = with_litert(backbone, options.weights, options.cache_dir, log)
+    on_tf = backbone
+    backbone, runtime_rates = choose_runtime(
+        backbone,
+        options.bottleneck_runtimes,
+        options.precision,
+        options.weights,
+        options.cache_dir,
+        options.extract_batch_size,
+        log,
+    )
+    if backbone.precision is not options.precision:  # reduced precision is never replaced silently
+        raise HarnessError(f"{spec.name}: cannot extract at {options.precision} on this machine")
     cache = None
     if options.cache_dir is not None:
         cache = CacheRoot(options.cache_dir).bottlenecks(
-            spec, options.weights, backbone.feature_size, backbone.runtime
+            spec, options.weights, backbone.feature_size, backbone.runtime, backbone.precision
         )
     stream = None
     if options.ray is not None:
@@ -124,7 +134,8 @@ def _retrain(
             weights=options.weights,
             resolved=target.weights,
             weights_dir=options.weights_dir,
-            runtime=Runtime(backbone.runtime),
+            runtime=backbone.runtime,
+            precision=backbone.precision,
             cache_dir=options.cache_dir,
             batch_size=options.extract_batch_size,
         )
@@ -139,7 +150,8 @@ def _retrain(
     for shard in extraction.corrupt_shards:
         log(f"warning: corrupt cache shard {shard} was set aside; its images were recomputed")
     log(
-        f"{spec.name}: bottlenecks on {backbone.runtime}: {extraction.cached} from cache, "
+        f"{spec.name}: bottlenecks on {backbone.runtime_text}: "
+        f"{extraction.cached} from cache, "
         f"{extraction.computed} computed in {extraction.seconds:.1f}s"
     )
     failed = [
@@ -210,6 +222,7 @@ def _retrain(
         "preprocessing": spec.preprocessing,
         "feature_size": backbone.feature_size,
         "bottleneck_runtime": backbone.runtime,
+        "bottleneck_precision": backbone.precision,
         "params": backbone.params,
         "split_sizes": {k: len(v) for k, v in splits.items()},
         "dataset_fingerprint": dataset.fingerprint,
@@ -218,9 +231,18 @@ def _retrain(
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "versions": versions,
     }
+    check = None
+    if backbone.precision is not Precision.FP32 and options.weights.real and splits["testing"]:
+        from harness.workflow.precision import against_fp32
+
+        reduced = head.probabilities(x["testing"]).argmax(1).tolist()
+        check = against_fp32(on_tf, backbone.runtime, dataset, splits, reduced, options, log)
+        metadata["precision_check"] = vars(check)
     done = evaluate_and_export(
         backbone, head, dataset, splits, x["testing"], options, output_dir, metadata, log=log
     )
+    if check is not None:
+        log(check.line(spec.name, backbone.precision, done.evaluation.accuracy))
     return Retrained(
         spec=spec,
         backbone=backbone,
@@ -237,4 +259,6 @@ def _retrain(
         metadata=done.metadata,
         tflite=done.tflite,
         graphdef=done.graphdef,
+        runtime_rates=runtime_rates,
+        precision_check=check,
     )

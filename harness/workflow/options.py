@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: these modules load TensorFlow
     from harness.pipeline.extract import Extraction
     from harness.pipeline.train import Head
     from harness.pipeline.tune_backbone import FineTuned
+    from harness.workflow.precision import PrecisionCheck
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -43,3 +44,5 @@ class Retrained:
     tflite: list[TFLiteVariant] = field(default_factory=list)
     graphdef: tuple[Path, Path] | None = None  # output_graph.pb, output_labels.txt
     fine_tuned: FineTuned | None = None  # for a fine-tuned model
+    runtime_rates: dict[str, float] = field(default_factory=dict)  # what --runtime auto measured
+    precision_check: PrecisionCheck | None = None  # reduced precision against fp32 features

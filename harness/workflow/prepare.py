@@ -84,7 +84,7 @@ def prepare_run(
     from harness.atomic import ensure_writable
 
     require_device(options.device)
-    options.bottleneck_runtime  # noqa: B018 -- raises for a runtime this device cannot run
+    options.bottleneck_runtimes  # noqa: B018 -- raises for a runtime or precision this machine lacks
     image_dir = Path(data.image_dir)
     extra = [Path(p) for p in (options.cache_dir, options.summaries_dir) if p]
     folders = [Path(p) for p in outputs if p is not None] + extra
