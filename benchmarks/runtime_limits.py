@@ -34,9 +34,12 @@ def model_gflop(backbone: Any) -> float:
     size = backbone.spec.input_size
     fixed = tf.function(lambda x: features_of(backbone.model, x, backbone.spec.preprocessing))
     frozen = convert_variables_to_constants_v2(fixed.get_concrete_function(tf.TensorSpec([1, size, size, 3])))
+    from harness.quiet import quiet_native
+
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+    with quiet_native():  # the v1 profiler's deprecation notices
+        profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
     return profile.total_float_ops / 1e9
 
 
@@ -53,7 +56,6 @@ def measure_runtimes(name: str, images: list, weights_dir: Any, batch_size: int,
     from harness.plan import Device, Precision, Runtime, Weights, openvino_installed
     from harness.registry import get_backbone
 
-    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
     paths = [str(i.path) for i in images]
     n = len(paths)
     spec = get_backbone(name)
@@ -74,7 +76,7 @@ def measure_runtimes(name: str, images: list, weights_dir: Any, batch_size: int,
             weights,
             cache_dir,
             batch_size,
-            quiet,
+            print,
         )
     size = spec.input_size
     pixels = tf.stack([tfops.load_resized(tf.constant(p), size) for p in paths[:batch_size]]).numpy()
@@ -89,10 +91,11 @@ def measure_runtimes(name: str, images: list, weights_dir: Any, batch_size: int,
 
         return measure
 
+    def load(path: tf.Tensor) -> tf.Tensor:
+        return tfops.load_resized(path, size)
+
     def decode() -> float:
-        ds = tf.data.Dataset.from_tensor_slices(paths).map(
-            lambda p: tfops.load_resized(p, size), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE)
         start = time.perf_counter()
         count = sum(int(b.shape[0]) for b in ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
         return count / (time.perf_counter() - start)
@@ -165,4 +168,7 @@ def header() -> str:
     peaks = ", ".join(
         f"{p} {cpu.peak_gflops(p):,.0f} GFLOPS" for p in cpu.precisions if cpu.peak_gflops(p) is not None
     )
-    return f"CPU: {cpu.line()}\nnominal peak on {cpu.cores} cores: {peaks or 'unknown clock'}"
+    return (
+        f"CPU: {cpu.line()}\nnominal peak on {cpu.cores} cores at the clock /proc/cpuinfo reports "
+        f"(boost clocks exceed it): {peaks or 'unknown clock'}"
+    )

@@ -98,8 +98,10 @@ class Runtime(PlanChoice):
         decided = self.decide(device)
         if decided is not Runtime.AUTO:
             return (decided,)
-        if precision is not Precision.FP32:
+        if precision is Precision.BF16:
             return (Runtime.OPENVINO,)
+        if precision is Precision.INT8:
+            return (Runtime.LITERT,)
         return (Runtime.LITERT, Runtime.OPENVINO) if openvino_installed() else (Runtime.LITERT,)
 
 
@@ -108,6 +110,7 @@ class Precision(PlanChoice):
 
     FP32 = "fp32"
     BF16 = "bf16"
+    INT8 = "int8"  # calibrated on the training photos, with bias correction; run by LiteRT
 
     def check(self, runtime: Runtime, device: Device) -> None:
         """A reduced precision needs a runtime and a CPU that have it.
@@ -116,6 +119,10 @@ class Precision(PlanChoice):
             HarnessError: one line saying what is missing.
         """
         if self is Precision.FP32:
+            return
+        if self is Precision.INT8:
+            if device is not Device.CPU or runtime not in (Runtime.AUTO, Runtime.LITERT):
+                raise HarnessError("--precision int8 runs on LiteRT on the CPU: use --runtime litert or auto")
             return
         if device is not Device.CPU or runtime not in (Runtime.AUTO, Runtime.OPENVINO):
             raise HarnessError(

@@ -110,3 +110,12 @@ def test_bf16_extracts_on_openvino_and_reports_mcnemar_against_fp32(flowers, cop
     assert "McNemar p = " in line
     meta = json.loads((tmp_path / "m" / "harness.json").read_text())
     assert meta["bottleneck_precision"] == "bf16" and 0 <= meta["precision_check"]["p_value"] <= 1
+
+
+def test_int8_extracts_on_litert_with_the_calibrated_backbone(train_tiny, small_flowers, tmp_path):
+    result = train_tiny(small_flowers, tmp_path / "m", "--steps", "10", "--precision", "int8")
+    assert result.exit_code == 0, result.output
+    assert "bottlenecks on litert (int8)" in result.output
+    assert "int8 against fp32 features" in result.output  # the layer on fp32 features, McNemar
+    converted = list((tmp_path / "cache" / "litert").glob("*.tflite"))
+    assert len(converted) == 2  # the int8 model is its own entry beside the float one

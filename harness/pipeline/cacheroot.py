@@ -79,16 +79,20 @@ class CacheRoot:
 
         return BottleneckCache(self.bottleneck_folder(name, identity), feature_size)
 
-    def converted_backbone(self, spec: Any, weights: Weights | str, weights_source: str) -> Path:
-        """Where ``spec`` converted to LiteRT is kept: keyed by its bottleneck identity, the
-        weights file (path, size, modification time) and the TensorFlow that converted it."""
+    def converted_backbone(
+        self, spec: Any, weights: Weights | str, weights_source: str, conversion: str = ""
+    ) -> Path:
+        """Where ``spec`` converted for LiteRT and OpenVINO is kept: keyed by its bottleneck
+        identity, the weights file (path, size, modification time), the TensorFlow that
+        converted it and ``conversion`` (empty for float; int8's names its calibration)."""
         import tensorflow as tf
 
         stamp = None
         if os.path.isfile(weights_source):
             st = os.stat(weights_source)
             stamp = [os.path.abspath(weights_source), st.st_size, st.st_mtime_ns]
-        key = json.dumps([self.bottleneck_identity(spec, weights), stamp, tf.__version__]).encode()
+        parts = [self.bottleneck_identity(spec, weights), stamp, tf.__version__]
+        key = json.dumps(parts + ([conversion] if conversion else [])).encode()
         digest = hashlib.sha256(key).hexdigest()[:16]
         return self.root / Runtime.LITERT.value / f"{spec.safe_name()}-{digest}.tflite"
 

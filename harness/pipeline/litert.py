@@ -74,14 +74,48 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """How a backbone becomes the model a CPU runtime runs: float by default; ``key`` tells
+    other conversions apart in the cache (int8 calibrated on given photos)."""
+
+    convert: Callable[[Backbone], bytes]
+    key: str = ""
+
+
+FLOAT = Conversion(lambda backbone: convert_features(backbone))
+
+
 def with_litert(
-    backbone: Backbone, weights: str, cache_dir: str | os.PathLike[str] | None, log: Any
+    backbone: Backbone,
+    weights: str,
+    cache_dir: str | os.PathLike[str] | None,
+    log: Any,
+    precision: Precision = Precision.FP32,
+    conversion: Conversion = FLOAT,
 ) -> Backbone:
     """``backbone`` extracting on LiteRT, or unchanged (with a notice) if that cannot be.
 
     Random weights are converted afresh every time (each build draws new ones).
     """
-    return on_converted(backbone, weights, cache_dir, log, runtime=Runtime.LITERT, open_model=LiteRTFeatures)
+    return on_converted(
+        backbone,
+        weights,
+        cache_dir,
+        log,
+        runtime=Runtime.LITERT,
+        open_model=LiteRTFeatures,
+        precision=precision,
+        min_cosine=min_cosine(precision),
+        conversion=conversion,
+    )
+
+
+def min_cosine(precision: Precision) -> float:
+    """How close a converted backbone's features must come to TensorFlow's on the probe:
+    fp32 to a hair; reduced precision is a sanity bound, since a run with it measures
+    what it costs in accuracy (McNemar against the fp32 features' layer)."""
+    return {Precision.FP32: PROBE_COSINE, Precision.BF16: 0.98, Precision.INT8: 0.9}[precision]
 
 
 def on_converted(
@@ -94,6 +128,7 @@ def on_converted(
     open_model: Callable[[bytes], Any],
     precision: Precision = Precision.FP32,
     min_cosine: float = PROBE_COSINE,
+    conversion: Conversion = FLOAT,
 ) -> Backbone:
     """``backbone`` extracting with its converted feature model opened by ``open_model``
     (the LiteRT interpreter, OpenVINO), or unchanged, with a notice, if that cannot be.
@@ -105,7 +140,9 @@ def on_converted(
     name = backbone.spec.name
     real = Weights.parse(weights).real
     path = (
-        CacheRoot(cache_dir).converted_backbone(backbone.spec, weights, backbone.weights_source)
+        CacheRoot(cache_dir).converted_backbone(
+            backbone.spec, weights, backbone.weights_source, conversion.key
+        )
         if cache_dir and real
         else None
     )
@@ -123,7 +160,7 @@ def on_converted(
                     f"{name}: notice: the converted backbone in the cache failed "
                     f"({first_line(exc)}); converting again"
                 )
-        model = convert_features(backbone)
+        model = conversion.convert(backbone)
         if path is not None:
             atomic_write(path, model, what="converted backbone")
             atomic_write(

@@ -14,13 +14,9 @@ from typing import Any
 import numpy as np
 
 from harness.pipeline.backbone import Backbone
-from harness.pipeline.litert import PROBE_COSINE, on_converted
+from harness.pipeline.litert import min_cosine, on_converted
 from harness.plan import Precision, Runtime
 from harness.quiet import quiet_native
-
-#: bf16 features are checked against TensorFlow's too, but looser: their accuracy is what
-#: a run with reduced precision measures (McNemar against the fp32 features' layer).
-BF16_PROBE_COSINE = 0.98
 
 _HINTS = {Precision.FP32: "f32", Precision.BF16: "bf16"}
 
@@ -79,5 +75,5 @@ def with_openvino(
         runtime=Runtime.OPENVINO,
         precision=precision,
         open_model=lambda model: OpenVINOFeatures(model, precision),
-        min_cosine=PROBE_COSINE if precision is Precision.FP32 else BF16_PROBE_COSINE,
+        min_cosine=min_cosine(precision),
     )

@@ -21,6 +21,7 @@ import numpy as np
 from harness.atomic import atomic_write
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.cacheroot import CacheRoot
+from harness.pipeline.litert import FLOAT, Conversion
 from harness.plan import Precision, Runtime, Weights
 
 #: How long each candidate is timed, after one warm-up call.
@@ -36,13 +37,15 @@ def on_runtime(
     weights: Weights,
     cache_dir: str | os.PathLike[str] | None,
     log: Log,
+    conversion: Conversion = FLOAT,
 ) -> Backbone:
     """``backbone`` extracting on ``runtime`` at ``precision`` (unchanged on TensorFlow; a
-    runtime that cannot run it falls back to TensorFlow with a notice)."""
+    runtime that cannot run it falls back to TensorFlow with a notice). ``conversion``
+    makes the model LiteRT runs (int8 is calibrated on training photos by the caller)."""
     if runtime is Runtime.LITERT:
         from harness.pipeline.litert import with_litert
 
-        return with_litert(backbone, weights, cache_dir, log)
+        return with_litert(backbone, weights, cache_dir, log, precision, conversion)
     if runtime is Runtime.OPENVINO:
         from harness.pipeline.ovruntime import with_openvino
 
@@ -98,12 +101,13 @@ def choose_runtime(
     cache_dir: str | os.PathLike[str] | None,
     batch_size: int,
     log: Log,
+    conversion: Conversion = FLOAT,
 ) -> tuple[Backbone, dict[str, float]]:
     """The backbone on the fastest of ``candidates`` that can run it, and the measured rates
     (img/s by runtime; empty when there was nothing to choose)."""
     name = backbone.spec.name
     if len(candidates) == 1:
-        return on_runtime(backbone, candidates[0], precision, weights, cache_dir, log), {}
+        return on_runtime(backbone, candidates[0], precision, weights, cache_dir, log, conversion), {}
     store = CacheRoot(cache_dir).runtime_probe_file(name) if cache_dir else None
     key = _probe_key(backbone, weights, precision, batch_size)
     rates = _stored_rates(store, key)

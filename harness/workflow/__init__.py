@@ -97,6 +97,7 @@ def _retrain(
     from harness.pipeline.extract import extract_features
     from harness.pipeline.runtimes import choose_runtime
     from harness.pipeline.train import cached_sampler, train_head
+    from harness.workflow.precision import conversion_for
 
     spec = target.spec
     backbone = load_backbone(spec, options.weights, options.weights_dir, resolved=target.weights)
@@ -115,6 +116,7 @@ def _retrain(
         options.cache_dir,
         options.extract_batch_size,
         log,
+        conversion_for(backbone, dataset, options),
     )
     if backbone.precision is not options.precision:  # reduced precision is never replaced silently
         raise HarnessError(f"{spec.name}: cannot extract at {options.precision} on this machine")

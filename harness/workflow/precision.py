@@ -16,6 +16,7 @@ import numpy as np
 from harness.pipeline.backbone import Backbone
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
+from harness.pipeline.litert import FLOAT, Conversion
 from harness.plan import PipelineOptions, Precision, Runtime
 from harness.workflow.options import Log
 
@@ -85,6 +86,21 @@ def against_fp32(
     right_reduced = [p == t for p, t in zip(predictions, y_test)]
     only_fp32, only_reduced, p = mcnemar_counts(right_fp32, right_reduced)
     return PrecisionCheck(fp32.accuracy, only_fp32, only_reduced, p, extraction.seconds)
+
+
+def conversion_for(backbone: Backbone, dataset: Dataset, options: PipelineOptions) -> Conversion:
+    """How the backbone is converted for a CPU runtime: float, or for ``--precision int8``
+    calibrated on up to 100 training photos (seeded, as the int8 export picks them)."""
+    if options.precision is not Precision.INT8:
+        return FLOAT
+    from harness.deploy.int8_features import CALIBRATION_IMAGES, int8_conversion
+    from harness.deploy.tflite import load_pixels
+
+    train = dataset.splits["training"]
+    picks = np.random.default_rng(options.train.seed).choice(
+        len(train), size=min(CALIBRATION_IMAGES, len(train)), replace=False
+    )
+    return int8_conversion(load_pixels([train[i].file for i in sorted(picks)], backbone.spec.input_size))
 
 
 def precision_values(check: PrecisionCheck | None) -> dict[str, Any]:
