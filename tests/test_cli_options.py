@@ -20,6 +20,7 @@ DEFAULTS = dict(
     seed=0,
     exports=(),
     runtime="auto",
+    precision="fp32",
     summaries_dir=None,
     quantize=("none",),
     flip_left_right=False,

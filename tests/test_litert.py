@@ -14,8 +14,12 @@ from harness.plan import Device, Runtime
 from harness.registry import registry
 
 
-def test_auto_is_litert_on_a_cpu_and_tensorflow_on_a_gpu():
-    assert Runtime.AUTO.decide(Device.CPU) is Runtime.LITERT
+def test_auto_times_the_cpu_runtimes_on_a_cpu_and_is_tensorflow_on_a_gpu():
+    from harness.plan import Precision, openvino_installed
+
+    cpu = Runtime.AUTO.candidates(Device.CPU, Precision.FP32)
+    assert cpu == ((Runtime.LITERT, Runtime.OPENVINO) if openvino_installed() else (Runtime.LITERT,))
+    assert Runtime.AUTO.candidates(Device.GPU, Precision.FP32) == (Runtime.TF,)
     assert Runtime.AUTO.decide(Device.GPU) is Runtime.TF
     assert Runtime.TF.decide(Device.CPU) is Runtime.TF
     with pytest.raises(HarnessError, match="runs on the CPU"):

@@ -87,7 +87,7 @@ def test_bf16_is_refused_in_one_line_where_it_cannot_run(small_flowers, tmp_path
     # A CPU without BF16 instructions (the flags are all harness reads of it):
     plain = dataclasses.replace(cpu_features(), flags=frozenset({"avx2", "fma"}), isa="AVX2")
     monkeypatch.setattr(harness.cpu, "cpu_features", lambda: plain)
-    monkeypatch.setattr("harness.plan.openvino_installed", lambda: True)
+    monkeypatch.setattr("harness.plan.choices.openvino_installed", lambda: True)
     result = CliRunner().invoke(cli, ["train", "--image-dir", str(small_flowers), "--precision", "bf16"])
     assert result.exit_code == 2 and "this CPU has no BF16 instructions" in result.output
 

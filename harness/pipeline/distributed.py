@@ -114,6 +114,7 @@ class Extractor:
         from harness.pipeline.extract import EncodedFeed
         from harness.pipeline.runtimes import on_runtime
 
+        runtime, precision = Runtime.parse(runtime), Precision.parse(precision)
         if resolved is not None and not resolved.path.is_file():
             resolved = None  # another machine: this node finds its own copy, as a local run would
         self.backbone = load_backbone(spec, weights, weights_dir, resolved=resolved)
@@ -184,6 +185,8 @@ def ray_stream(
         per_call: Images per actor call (default up to 32 batches): decoding overlaps the
             backbone within a call; a killed actor's call is retried whole.
     """
+
+    runtime, precision = Runtime.parse(runtime), Precision.parse(precision)
 
     def stream(paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         ray = import_ray()

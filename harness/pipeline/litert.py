@@ -169,7 +169,9 @@ def on_converted(
         return probed(model)
     except Exception as exc:
         reason = first_line(exc)
-        log(f"{name}: notice: {runtime} cannot run this backbone ({reason}); extracting with TensorFlow")
+        log(
+            f"{name}: notice: {runtime.label} cannot run this backbone ({reason}); extracting with TensorFlow"
+        )
         return backbone
 
 

@@ -25,7 +25,7 @@ from harness.pipeline.litert import FLOAT, Conversion
 from harness.plan import Precision, Runtime, Weights
 
 #: How long each candidate is timed, after one warm-up call.
-PROBE_SECONDS = 1.5
+PROBE_SECONDS = 0.5
 
 Log = Callable[[str], None]
 

@@ -18,10 +18,27 @@ if TYPE_CHECKING:  # annotations only: these modules load TensorFlow
     from harness.pipeline.extract import Extraction
     from harness.pipeline.train import Head
     from harness.pipeline.tune_backbone import FineTuned
-    from harness.workflow.precision import PrecisionCheck
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """The reduced-precision layer against the fp32 features' layer on the test images."""
+
+    fp32_test_accuracy: float
+    only_fp32_right: int
+    only_reduced_right: int
+    p_value: float
+    fp32_extract_seconds: float
+
+    def line(self, name: str, precision: str, accuracy: float) -> str:
+        return (
+            f"{name}: {precision} against fp32 features: test accuracy {accuracy:.1%} against "
+            f"{self.fp32_test_accuracy:.1%}; only fp32 right on {self.only_fp32_right}, only {precision} "
+            f"right on {self.only_reduced_right} test images, McNemar p = {self.p_value:.3g}"
+        )
 
 
 @dataclass

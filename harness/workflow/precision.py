@@ -8,7 +8,6 @@ the speed it bought is read beside what it cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,25 +17,7 @@ from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
 from harness.pipeline.litert import FLOAT, Conversion
 from harness.plan import PipelineOptions, Precision, Runtime
-from harness.workflow.options import Log
-
-
-@dataclass(frozen=True)
-class PrecisionCheck:
-    """The reduced-precision layer against the fp32 features' layer on the test images."""
-
-    fp32_test_accuracy: float
-    only_fp32_right: int
-    only_reduced_right: int
-    p_value: float
-    fp32_extract_seconds: float
-
-    def line(self, name: str, precision: Precision, accuracy: float) -> str:
-        return (
-            f"{name}: {precision} against fp32 features: test accuracy {accuracy:.1%} against "
-            f"{self.fp32_test_accuracy:.1%}; only fp32 right on {self.only_fp32_right}, only {precision} "
-            f"right on {self.only_reduced_right} test images, McNemar p = {self.p_value:.3g}"
-        )
+from harness.workflow.options import Log, PrecisionCheck
 
 
 def against_fp32(
