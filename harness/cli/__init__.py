@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from harness.cli import label, retrain, run, stored, train  # noqa: F401  (each registers its commands)
+from harness.cli import audit, label, retrain, run, stored, train  # noqa: F401  (each registers its commands)
 from harness.cli.app import cli
 
 __all__ = ["cli", "main"]

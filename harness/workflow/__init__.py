@@ -17,11 +17,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.errors import HarnessError, printable
 from harness.pipeline.dataset import Dataset
 from harness.plan import PipelineOptions, Precision, Target
 from harness.registry import BackboneSpec
-from harness.workflow.deliver import evaluate_and_export, relative
+from harness.workflow.deliver import evaluate_and_export
 from harness.workflow.options import Log, Progress, Retrained
 
 __all__ = [
@@ -92,86 +91,13 @@ def _retrain(
     log_step: Callable[[dict[str, float]], None] | None,
 ) -> Retrained:
     from harness.pipeline.augment import distorted_sampler
-    from harness.pipeline.backbone import load_backbone
-    from harness.pipeline.cacheroot import CacheRoot
-    from harness.pipeline.extract import extract_features
-    from harness.pipeline.runtimes import choose_runtime
     from harness.pipeline.train import cached_sampler, train_head
-    from harness.workflow.precision import conversion_for
+    from harness.workflow.bottlenecks import bottlenecks
 
     spec = target.spec
-    backbone = load_backbone(spec, options.weights, options.weights_dir, resolved=target.weights)
-    if backbone.weights_note:
-        log(f"{spec.name}: notice: {backbone.weights_note}")
-    log(
-        f"{spec.name}: built in {backbone.build_seconds:.1f}s, {backbone.params:,} parameters, "
-        f"{backbone.feature_size} features, weights {options.weights} ({backbone.weights_source})"
-    )
-    on_tf = backbone
-    backbone, runtime_rates = choose_runtime(
-        backbone,
-        options.bottleneck_runtimes,
-        options.precision,
-        options.weights,
-        options.cache_dir,
-        options.extract_batch_size,
-        log,
-        conversion_for(backbone, dataset, options),
-    )
-    if backbone.precision is not options.precision:  # reduced precision is never replaced silently
-        raise HarnessError(f"{spec.name}: cannot extract at {options.precision} on this machine")
-    cache = None
-    if options.cache_dir is not None:
-        cache = CacheRoot(options.cache_dir).bottlenecks(
-            spec, options.weights, backbone.feature_size, backbone.runtime, backbone.precision
-        )
-    stream = None
-    if options.ray is not None:
-        from harness.pipeline.distributed import ray_stream
-
-        log(f"{spec.name}: bottlenecks not in the cache are computed on Ray ({options.ray})")
-        stream = ray_stream(
-            options.ray,
-            spec,
-            weights=options.weights,
-            resolved=target.weights,
-            weights_dir=options.weights_dir,
-            runtime=backbone.runtime,
-            precision=backbone.precision,
-            cache_dir=options.cache_dir,
-            batch_size=options.extract_batch_size,
-        )
-    extraction = extract_features(
-        backbone,
-        dataset.images.images,
-        cache,
-        batch_size=options.extract_batch_size,
-        progress=(lambda done, total: progress("bottlenecks", done, total)) if progress else None,
-        stream=stream,
-    )
-    for shard in extraction.corrupt_shards:
-        log(f"warning: corrupt cache shard {shard} was set aside; its images were recomputed")
-    log(
-        f"{spec.name}: bottlenecks on {backbone.runtime_text}: "
-        f"{extraction.cached} from cache, "
-        f"{extraction.computed} computed in {extraction.seconds:.1f}s"
-    )
-    failed = [
-        (relative(dataset, img), extraction.failed[img.content_hash])
-        for img in dataset.images.images
-        if img.content_hash in extraction.failed
-    ]
-    for path, reason in failed:
-        log(f"warning: skipped {printable(path)}: {reason}")
-    splits = {
-        name: [img for img in imgs if img.content_hash in extraction.features]
-        for name, imgs in dataset.splits.items()
-    }
-    usable_classes = {img.label for imgs in splits.values() for img in imgs}
-    if len(usable_classes) < 2:
-        raise HarnessError(f"need at least 2 classes with decodable images, found {len(usable_classes)}")
-    if not splits["training"]:
-        raise HarnessError("no training image could be decoded")
+    phase = bottlenecks(target, dataset, options, log, progress)
+    backbone, on_tf, runtime_rates = phase.backbone, phase.on_tf, phase.runtime_rates
+    extraction, failed, splits = phase.extraction, phase.failed, phase.splits
     class_index = {c: i for i, c in enumerate(dataset.classes)}
     x = {name: extraction.matrix(imgs) for name, imgs in splits.items()}
     y = {
