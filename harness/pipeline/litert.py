@@ -152,6 +152,8 @@ def on_converted(
         return _probed(backbone, open_model(model), runtime, precision, min_cosine)
 
     try:
+        if precision is Precision.INT8 and not conversion.key:
+            raise HarnessError("int8 needs the backbone calibrated on training photos, not the float model")
         if cached is not None:
             try:
                 return probed(cached)

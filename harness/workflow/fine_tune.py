@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from harness.pipeline.dataset import Dataset
-from harness.plan import PipelineOptions, Runtime
+from harness.plan import PipelineOptions, Precision, Runtime
 from harness.workflow.deliver import evaluate_and_export
 from harness.workflow.options import Log, Progress, Retrained
 
@@ -48,7 +48,7 @@ def fine_tune_retrained(
         imgs = result.images[name]
         return [img.file for img in imgs], np.array([index[img.label] for img in imgs], dtype=np.int64)
 
-    backbone = replace(result.backbone, extract=None, runtime=Runtime.TF)
+    backbone = replace(result.backbone, extract=None, runtime=Runtime.TF, precision=Precision.FP32)
     with tf.device(options.device.tf_name):
         tuned = fine_tune(
             backbone,
