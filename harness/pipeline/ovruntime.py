@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.pipeline.backbone import Backbone
-from harness.pipeline.litert import min_cosine, on_converted
-from harness.plan import Precision, Runtime
+from harness.plan import Precision
 from harness.quiet import quiet_native
 
 _HINTS = {Precision.FP32: "f32", Precision.BF16: "bf16"}
@@ -57,23 +55,3 @@ class OpenVINOFeatures:
         batch = np.ascontiguousarray(pixels, dtype=np.float32)
         out = self.request.infer({0: batch})
         return np.asarray(next(iter(out.values()))).reshape(len(batch), -1).copy()
-
-
-def with_openvino(
-    backbone: Backbone,
-    weights: str,
-    cache_dir: str | os.PathLike[str] | None,
-    log: Any,
-    precision: Precision = Precision.FP32,
-) -> Backbone:
-    """``backbone`` extracting on OpenVINO at ``precision``, or unchanged (with a notice)."""
-    return on_converted(
-        backbone,
-        weights,
-        cache_dir,
-        log,
-        runtime=Runtime.OPENVINO,
-        precision=precision,
-        open_model=lambda model: OpenVINOFeatures(model, precision),
-        min_cosine=min_cosine(precision),
-    )

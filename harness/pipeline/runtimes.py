@@ -46,10 +46,20 @@ def on_runtime(
         from harness.pipeline.litert import with_litert
 
         return with_litert(backbone, weights, cache_dir, log, precision, conversion)
-    if runtime is Runtime.OPENVINO:
-        from harness.pipeline.ovruntime import with_openvino
+    if runtime is Runtime.OPENVINO:  # the same converted model, compiled by OpenVINO
+        from harness.pipeline.litert import min_cosine, on_converted
+        from harness.pipeline.ovruntime import OpenVINOFeatures
 
-        return with_openvino(backbone, weights, cache_dir, log, precision)
+        return on_converted(
+            backbone,
+            weights,
+            cache_dir,
+            log,
+            runtime=runtime,
+            precision=precision,
+            open_model=lambda model: OpenVINOFeatures(model, precision),
+            min_cosine=min_cosine(precision),
+        )
     return backbone
 
 
