@@ -31,6 +31,13 @@ def _gain(row: dict[str, Any]) -> float | None:
 
 
 C = Column
+_ECE: dict[str, Any] = {
+    "unit": "fraction",
+    "higher_is_better": False,
+    "digits": 3,
+    "real_only": True,
+    "group": "accuracy",
+}
 _BASE: list[Column] = [
     C("run_id", "text", group="run"),
     C("backbone", "text", label="backbone", group="backbone", console=True, table="main"),
@@ -180,6 +187,10 @@ _BASE: list[Column] = [
         help="McNemar's exact test of fine-tuned against head-only on the test images",
     ),
     C("head_only_latency_ms_p50", unit="ms", label="head-only ms p50", digits=1, table="fine_tune"),
+    # Expected calibration error on the test photos, as trained and temperature-scaled.
+    C("test_ece", label="ECE", **_ECE),
+    C("test_ece_scaled", label="ECE scaled", **_ECE),
+    C("temperature", label="T", group="accuracy", digits=2, real_only=True, help="fitted on validation"),
     C(
         "fp32_test_accuracy",
         unit="fraction",

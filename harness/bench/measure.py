@@ -77,11 +77,15 @@ def accuracy_values(result: Retrained, real: bool) -> dict[str, Any]:
     accuracy means nothing and is not recorded as a result."""
     ev = result.evaluation
     validation = result.metadata.get("validation_accuracy")
+    calibration = result.metadata.get("calibration") or {}
     return {
         "validation_accuracy": validation if real else None,
         "test_accuracy": ev.accuracy if real else None,
         "test_accuracy_ci_low": ev.ci95[0] if real else None,
         "test_accuracy_ci_high": ev.ci95[1] if real else None,
+        "test_ece": calibration.get("ece") if real else None,
+        "test_ece_scaled": calibration.get("ece_scaled") if real else None,
+        "temperature": calibration.get("temperature") if real else None,
     }
 
 

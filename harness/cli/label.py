@@ -27,10 +27,23 @@ from harness.plan import Runtime
     help="For a model directory: the SavedModel on TensorFlow, or its float model.tflite on "
     "LiteRT (written by --export tflite); auto uses model.tflite when it is there.",
 )
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Answer unknown when the best (temperature-scaled) score is under this.",
+)
 @click.argument("images", nargs=-1, required=True)
 @click.pass_context
 def label_cmd(
-    ctx: click.Context, model: Path, top_k: int, as_json: bool, runtime: Runtime, images: tuple[str, ...]
+    ctx: click.Context,
+    model: Path,
+    top_k: int,
+    as_json: bool,
+    runtime: Runtime,
+    min_confidence: float,
+    images: tuple[str, ...],
 ) -> None:
     """Classify IMAGES (files or folders) with an exported model, like label_image.py."""
     import_tensorflow(ctx)
@@ -44,12 +57,14 @@ def label_cmd(
         raise HarnessError(f"no {lite}: export the model with --export tflite to label on LiteRT")
     classifier = load_classifier(model)
     files, skipped = collect_images(list(images))
-    results, failed = classify_files(classifier, files, top_k)
+    results, failed = classify_files(classifier, files, top_k, min_confidence)
     for row in results:
         if as_json:
             echo(json.dumps(row))
         else:
             echo(row["image"])
+            if row["unknown"]:
+                echo(f"  unknown (best score {row['top'][0]['score']:.5f} under {min_confidence})")
             for item in row["top"]:
                 echo(f"  {item['label']} {item['score']:.5f}")
     for path, reason in skipped + failed:

@@ -28,8 +28,19 @@ class Classifier:
     _predict: Any
 
     def predict(self, encoded: list[bytes]) -> np.ndarray:
-        """Class probabilities ``[N, classes]`` for encoded image files."""
-        return self._predict(encoded)
+        """Class probabilities ``[N, classes]`` for encoded image files, temperature-scaled
+        when the export recorded a temperature (fitted on its validation photos)."""
+        probabilities = self._predict(encoded)
+        if self.temperature is not None and self.temperature != 1.0:
+            from harness.pipeline.calibration import rescale
+
+            probabilities = rescale(np.asarray(probabilities), self.temperature)
+        return probabilities
+
+    @property
+    def temperature(self) -> float | None:
+        value = (self.metadata.get("calibration") or {}).get("temperature")
+        return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def load_classifier(model: str | os.PathLike[str]) -> Classifier:
@@ -128,9 +139,10 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]
 
 
 def classify_files(
-    classifier: Classifier, files: list[Path], top_k: int = 5
+    classifier: Classifier, files: list[Path], top_k: int = 5, min_confidence: float = 0.0
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Top-k labels of each file; files that fail to decode are returned as skips."""
+    """Top-k labels of each file; files that fail to decode are returned as skips. A file
+    whose best score is under ``min_confidence`` is marked ``"unknown": true``."""
     results: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     k = max(1, min(top_k, len(classifier.labels)))
@@ -142,6 +154,7 @@ def classify_files(
                 {
                     "image": str(file),
                     "top": [{"label": classifier.labels[i], "score": float(p[i])} for i in order],
+                    "unknown": bool(p[order[0]] < min_confidence),
                 }
             )
 

@@ -159,6 +159,15 @@ def _retrain(
         "validation_accuracy": history[-1].get("validation_accuracy") if history else None,
         "versions": versions,
     }
+    if len(y["testing"]) and options.weights.real:
+        from harness.pipeline.calibration import calibrate, out_of_fold_temperature
+
+        seen = np.concatenate([x["training"], x["validation"]])
+        seen_labels = np.concatenate([y["training"], y["validation"]])
+        t = out_of_fold_temperature(seen, seen_labels, len(dataset.classes), options.train)
+        fitted = calibrate(t, head.logits(x["testing"]), y["testing"])
+        # harness label reads the temperature from harness.json and rescales the answers.
+        metadata["calibration"] = vars(fitted)
     check = None
     if backbone.precision is not Precision.FP32 and options.weights.real and splits["testing"]:
         from harness.workflow.precision import against_fp32
