@@ -107,7 +107,7 @@ def test_calibration_is_fitted_stored_with_the_model_and_used_by_label(flowers, 
     )
     classifier = load_classifier(out)
     image = next(photos.glob("daisy/*")).read_bytes()
-    raw = classifier._predict([image])
+    raw = classifier.predict([image], calibrated=False)
     np.testing.assert_allclose(classifier.predict([image]), rescale(raw, calibration["temperature"]))
     labelled = CliRunner().invoke(
         cli, ["label", "--model", str(out), "--json", "--min-confidence", "0.999", str(photos / "daisy")]

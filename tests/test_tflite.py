@@ -59,9 +59,11 @@ def test_train_exports_every_quantization_and_label_reads_tflite(train_tiny, sma
 
     files = sorted(small_flowers.glob("*/*"))
     data = [f.read_bytes() for f in files]
-    reference = load_classifier(out / "model.tflite").predict(data)
+    # The models' own outputs: temperature scaling (what label prints) would magnify int8's
+    # quantized small probabilities, and it is not what quantization changed.
+    reference = load_classifier(out / "model.tflite").predict(data, calibrated=False)
     for variant in ("float16", "dynamic", "int8"):
-        probs = load_classifier(out / f"model_{variant}.tflite").predict(data)
+        probs = load_classifier(out / f"model_{variant}.tflite").predict(data, calibrated=False)
         np.testing.assert_allclose(probs.sum(axis=1), 1, atol=0.02)
         agreement = np.mean(probs.argmax(axis=1) == reference.argmax(axis=1))
         error = np.abs(probs - reference).max()

@@ -27,11 +27,11 @@ class Classifier:
     metadata: dict[str, Any]
     _predict: Any
 
-    def predict(self, encoded: list[bytes]) -> np.ndarray:
-        """Class probabilities ``[N, classes]`` for encoded image files, temperature-scaled
-        when the export recorded a temperature (fitted on its validation photos)."""
+    def predict(self, encoded: list[bytes], calibrated: bool = True) -> np.ndarray:
+        """Class probabilities ``[N, classes]`` for encoded image files: as the model outputs
+        them, or temperature-scaled where the export recorded a temperature (``calibrated``)."""
         probabilities = self._predict(encoded)
-        if self.temperature is not None and self.temperature != 1.0:
+        if calibrated and self.temperature is not None and self.temperature != 1.0:
             from harness.pipeline.calibration import rescale
 
             probabilities = rescale(np.asarray(probabilities), self.temperature)
