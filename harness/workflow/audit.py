@@ -100,11 +100,9 @@ def audit(
     splits = [split_of.get(id(img), "training") for img in images]
     pairs = exact_pairs(images) + near_pairs(images, features)
     # A photo filed twice under two classes is reported as a conflict, not as a label issue.
-    conflicted = {i for a, b, _, _ in pairs if labels[a] != labels[b] for i in (a, b)}
+    conflicted = {names[i] for a, b, _, _ in pairs if labels[a] != labels[b] for i in (a, b)}
     findings = [
-        f
-        for f in label_issues(features, labels, classes, names, options.train)
-        if f.path not in {names[i] for i in conflicted}
+        f for f in label_issues(features, labels, classes, names, options.train) if f.path not in conflicted
     ]
     leaked: set[int] = set()
     for a, b, kind, score in pairs:
@@ -171,8 +169,8 @@ def near_pairs(images: list[ImageFile], features: np.ndarray) -> list[tuple[int,
     """Different bytes, the same photo: close bottlenecks confirmed by a perceptual hash.
 
     Score: the bottleneck cosine. Candidates come from each photo's few nearest
-    neighbours (a chunked matrix product), so the cost grows as N^2 / chunk in memory
-    terms but stays one pass.
+    neighbours, found by a matrix product over chunks of 1,024 photos (memory stays
+    1,024 x N); only candidates are decoded, for their perceptual hash.
     """
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     candidates: dict[tuple[int, int], float] = {}
