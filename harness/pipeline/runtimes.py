@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,7 +151,7 @@ def _stored_rates(store: os.PathLike[str] | None, key: dict[str, Any]) -> dict[s
     if store is None:
         return {}
     try:
-        data = json.loads(open(store, encoding="utf-8").read())
+        data = json.loads(Path(store).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("rates"), dict):
