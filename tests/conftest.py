@@ -21,6 +21,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Keras reads KERAS_HOME once, when it is first imported, so set it before any test
     # module imports TensorFlow. It must be writable, hence links, not the shared folder.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Runs measure no deployment target unless a test names them (tests/test_targets.py).
+    os.environ["HARNESS_TARGETS"] = "none"
     models = _KERAS_HOME / "models"
     models.mkdir(parents=True, exist_ok=True)
     if SHARED_WEIGHTS.is_dir():

@@ -108,10 +108,11 @@ def test_the_cli_imports_nothing_from_the_pipeline():
 
 def test_each_choice_is_spelled_once_in_the_plan():
     """Weights, runtimes and retrain.py's quantized names are settled in harness.plan (and
-    declared by the plugins in backbones/), not compared as strings down the stack."""
+    declared by the plugins in backbones/), not compared as strings down the stack. The timing
+    script is exempt: it runs alone on remote machines, where harness is not installed."""
     spelled = {}
     for name, path in modules().items():
-        if name.startswith(("harness.plan", "backbones")):
+        if name.startswith(("harness.plan", "backbones")) or name == "harness.deploy.probe":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in ("random", "litert", "_quantized"):

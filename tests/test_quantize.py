@@ -44,7 +44,9 @@ def _int8_kernels(model, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([c[np.newaxis]] for c in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=converter.convert())
     interpreter.allocate_tensors()
     kernels = {}
     for detail in interpreter.get_tensor_details():

@@ -117,7 +117,11 @@ def test_run_records_rows_and_a_failing_backbone_does_not_stop_it(
     ids = [r["run_id"] for r in runs]
     cmp = CliRunner().invoke(cli, ["compare", ids[0], ids[1], "--results-dir", str(tmp_path / "reports")])
     assert cmp.exit_code == 0, cmp.output
-    assert "throughput_speedup" in cmp.output and "tiny_test" in cmp.output
+    assert (
+        "bottleneck img/s" in cmp.output
+        and "tiny_test" in cmp.output
+        and "intervals hold together" in cmp.output
+    )
 
 
 def test_random_weights_rows_never_show_accuracy(tiny_backbone, small_flowers, tmp_path):

@@ -98,6 +98,17 @@ def benchmark_backbone(
     }
     exports, tflite_details, latency = measure_exports(result, paths[0], options, timing.latency_runs, log)
     values |= exports | accuracy_values(result, real) | precision_values(result.precision_check)
+    from harness.bench.deployment import measure_targets
+
+    deployments, on_targets = measure_targets(
+        result,
+        dataset.classes,
+        options.targets,
+        runs=timing.target_runs,
+        processes=timing.target_processes,
+        real=real,
+        log=log,
+    )
     extra_details: dict[str, Any] = {}
     if real:
         extra, extra_details = beyond_one_split(result, dataset, options, accuracy or AccuracyOptions(), log)
@@ -116,6 +127,8 @@ def benchmark_backbone(
         "export_dir": str(result.export_dir) if result.export_dir else None,
         "tflite": tflite_details,
         "runtime_rates": result.runtime_rates,
+        "targets": on_targets,  # raw samples and test answers per target
+        "deployments": [{**row, "run_id": run_id} for row in deployments],  # moved to the record
     }
     rows = [(complete_row(values), details)]
     if options.fine_tune is not None:
@@ -174,6 +187,7 @@ def run_backbones(
     """
     run_id = new_run_id()
     rows: list[dict[str, Any]] = []
+    deployments: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
     for target in targets:
         target = target if isinstance(target, Target) else Target(target)
@@ -203,6 +217,7 @@ def run_backbones(
             measured = [(error_row(spec.name, run_id, options.device, options.weights, message), {})]
         for row, detail in measured:
             rows.append(row)
+            deployments.extend(detail.pop("deployments", []))
             details[row["backbone"]] = detail
         _release_memory()
     skipped = {path: reason for path, reason in dataset.images.skipped}
@@ -221,6 +236,7 @@ def run_backbones(
             "cache": options.cache_dir is not None,
             "device": options.device,
             "timing": {"device": options.device, **asdict(timing)},
+            "targets": [t.name for t in options.targets],
             "accuracy": asdict(accuracy or AccuracyOptions()),
             "fine_tune": asdict(options.fine_tune) if options.fine_tune else None,
             "seed": options.train.seed,
@@ -235,6 +251,8 @@ def run_backbones(
             "skipped": dataset.images.skipped,
         },
         "rows": rows,
+        # One row per backbone, deployment target and thread count (harness.deployschema).
+        "deployments": deployments,
         "details": details,
         # McNemar on the test images, for every pair of backbones with real weights.
         "paired": paired_tests(outcomes_of(details)),

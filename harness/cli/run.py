@@ -18,7 +18,7 @@ from harness.cli.options import (
 )
 from harness.cli.results_options import results_dir_option
 from harness.cli.timing_options import timing_options
-from harness.cli.types import BackboneList
+from harness.cli.types import BackboneList, ThreadCounts
 from harness.errors import HarnessError
 from harness.plan import DataOptions, FineTuneConfig, PipelineOptions, TimingOptions
 from harness.schema import console_columns
@@ -72,6 +72,21 @@ from harness.schema import console_columns
     show_default=True,
     help="Target of the report's recommendation.",
 )
+@click.option(
+    "--targets",
+    "target_names",
+    metavar="TARGETS",
+    envvar="HARNESS_TARGETS",
+    help="Where each exported model is measured, comma-separated: savedmodel, litert, litert-int8, "
+    "openvino, onnxruntime (the deploy extra), a plugin's, or ssh://[user@]host[:port][/TARGET] "
+    "[default: every target whose runtime is installed; none for none].",
+)
+@click.option(
+    "--threads",
+    type=ThreadCounts(),
+    default="",
+    help="Threads of each target, comma-separated, each measured (e.g. 1,4) [default: all cores].",
+)
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
@@ -87,6 +102,8 @@ def run_cmd(
     repeats: int,
     learning_curve: bool,
     min_accuracy: float,
+    target_names: str | None,
+    threads: tuple[int, ...],
 ) -> None:
     """Benchmark several backbones and write a comparison report."""
     import dataclasses
@@ -95,11 +112,12 @@ def run_cmd(
     from harness.bench.accuracy import AccuracyOptions
     from harness.bench.envinfo import environment
     from harness.bench.runner import run_backbones
+    from harness.plan import parse_targets
     from harness.results.report import render_report
     from harness.results.store import runs_dir, save_run
     from harness.workflow.prepare import model_folders, plan_backbones, prepare_run, with_fine_tuned
 
-    options = dataclasses.replace(options, fine_tune=fine_tune)
+    options = dataclasses.replace(options, fine_tune=fine_tune, targets=parse_targets(target_names, threads))
     targets = plan_backbones(backbone_names, input_size)
     dataset, targets = prepare_run(
         targets,

@@ -59,6 +59,21 @@ def _aliases_text(spec: BackboneSpec) -> str:
     return ", ".join(plain) + extra
 
 
+@cli.command("targets")
+def targets_cmd() -> None:
+    """List the deployment targets harness run --targets measures on, and whether they run here."""
+    from harness.plan import registered_targets
+
+    rows = []
+    for spec in registered_targets().values():
+        missing = spec.missing()
+        status = "installed" if not missing else f"needs {', '.join(missing)} ({spec.extra or 'pip'})"
+        rows.append({"name": spec.name, "runs": spec.description, "here": status})
+    remote = "ssh://[user@]host[:port][/TARGET]"
+    rows.append({"name": remote, "runs": "TARGET on a remote machine", "here": ""})
+    echo(table(rows, ["name", "runs", "here"]))
+
+
 @cli.command("train")
 @data_options
 @click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name or hub:HANDLE.")

@@ -41,6 +41,25 @@ class QuantizeList(click.ParamType):
         return items
 
 
+class ThreadCounts(click.ParamType):
+    """Comma-separated thread counts, each at least 1."""
+
+    name = "threads"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            counts = tuple(dict.fromkeys(int(v) for v in str(value).split(",") if v.strip()))
+        except ValueError:
+            self.fail(f"{value!r}: comma-separated thread counts, e.g. 1,4", param, ctx)
+        if any(n < 1 for n in counts):
+            self.fail(f"{value!r}: a thread count is at least 1", param, ctx)
+        return counts
+
+
 class choice(click.Choice):  # noqa: N801 -- used like click.Choice
     """A click choice of a plan enum: the command gets the enum member, checked by it."""
 

@@ -84,8 +84,10 @@ class TFLiteModel:
     def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None) -> None:
         self.path = Path(path)
         self.num_threads = num_threads or os.cpu_count() or 1
-        with quiet_native():  # the move-to-LiteRT notice, XNNPACK's line
-            self.interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+        from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated
+
+        with quiet_native():  # XNNPACK's line
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
             self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]

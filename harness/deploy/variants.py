@@ -48,6 +48,25 @@ def export_tflite_variants(
     )
 
 
+ONNX_FILE = "model.onnx"
+
+
+def export_onnx(tflite_file: Path, onnx_file: Path) -> Path:
+    """model.onnx for ONNX Runtime, converted by tf2onnx from the float TFLite file (the same
+    graph the LiteRT and OpenVINO targets run)."""
+    import tf2onnx
+
+    from harness.errors import HarnessError, first_line
+    from harness.quiet import quiet_native
+
+    try:
+        with quiet_native():
+            tf2onnx.convert.from_tflite(str(tflite_file), output_path=str(onnx_file))
+    except Exception as exc:
+        raise HarnessError(f"ONNX conversion of {tflite_file.name} failed: {first_line(exc)}") from exc
+    return onnx_file
+
+
 def export_frozen_graph(
     backbone: Any, head: Any, classes: list[str], target: GraphdefExport, export_dir: Path | None
 ) -> tuple[Path, Path]:

@@ -46,8 +46,10 @@ class LiteRTFeatures:
 
     def __init__(self, model: bytes, num_threads: int | None = None) -> None:
         self.num_threads = num_threads or os.cpu_count() or 1
-        with quiet_native():  # the move-to-LiteRT notice, XNNPACK's line
-            self.interpreter = tf.lite.Interpreter(model_content=model, num_threads=self.num_threads)
+        from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated
+
+        with quiet_native():  # XNNPACK's line
+            self.interpreter = Interpreter(model_content=model, num_threads=self.num_threads)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self._batch = -1

@@ -30,9 +30,27 @@ from harness.plan.options import (
     TimingOptions,
     TrainConfig,
 )
+from harness.plan.targets import (
+    DEFAULT_PROCESSES,
+    DEFAULT_TARGET_RUNS,
+    Artifact,
+    DeployTarget,
+    SshHost,
+    TargetSpec,
+    parse_targets,
+    registered_targets,
+)
 
 __all__ = [
     "DEFAULT_LATENCY_RUNS",
+    "DEFAULT_PROCESSES",
+    "DEFAULT_TARGET_RUNS",
+    "Artifact",
+    "DeployTarget",
+    "SshHost",
+    "TargetSpec",
+    "parse_targets",
+    "registered_targets",
     "DEPLOY_INSTALL_HINT",
     "Augmentation",
     "DataOptions",

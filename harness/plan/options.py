@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.plan.choices import DEFAULT_LATENCY_RUNS, Device, Precision, Runtime, Weights
+from harness.plan.targets import DEFAULT_PROCESSES, DEFAULT_TARGET_RUNS, Artifact, DeployTarget
 from harness.spec import BackboneSpec, ResolvedWeights
 
 
@@ -87,6 +88,8 @@ class TimingOptions:
     timing_images: int = 256
     timing_repeats: int = 3
     latency_runs: int = DEFAULT_LATENCY_RUNS
+    target_runs: int = DEFAULT_TARGET_RUNS  # batch-1 calls per deployment target, in all
+    target_processes: int = DEFAULT_PROCESSES  # fresh processes they are spread over
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class PipelineOptions:
     summaries_dir: str | None = None  # TensorBoard events: <dir>/train, <dir>/validation
     fine_tune: FineTuneConfig | None = None  # then also train the backbone's top layers
     ray: str | None = None  # bottlenecks on Ray: local, auto or ray://host:port
+    targets: tuple[DeployTarget, ...] = ()  # where each exported model is measured
 
     def __post_init__(self) -> None:
         # Plain strings from callers and stored configurations become the choices, once.
@@ -130,11 +134,17 @@ class PipelineOptions:
             return self
         return replace(self, summaries_dir=str(Path(self.summaries_dir) / spec.safe_name()))
 
+    @property
+    def onnx(self) -> bool:
+        """Whether the export also writes model.onnx (a target runs it)."""
+        return any(t.spec.artifact is Artifact.ONNX for t in self.targets)
+
     def for_target(self, target: Target) -> PipelineOptions:
-        """These options with the TFLite exports ``target``'s alias adds."""
-        if not target.tflite:
+        """These options with the TFLite exports ``target``'s alias and the deployment targets add."""
+        wanted = [*self.tflite, *target.tflite, *(q for t in self.targets for q in t.spec.tflite)]
+        if tuple(dict.fromkeys(wanted)) == self.tflite:
             return self
-        return replace(self, tflite=tuple(dict.fromkeys([*self.tflite, *target.tflite])))
+        return replace(self, tflite=tuple(dict.fromkeys(wanted)))
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,39 @@ def fine_tune_curves(histories: dict[str, list[dict[str, Any]]]) -> bytes | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def latency_vs_accuracy(frame: pd.DataFrame) -> bytes | None:
+    """One panel per deployment target: test accuracy against batch-1 latency p50 (95% interval),
+    each backbone a point; points further left answer sooner on that target."""
+    rows = frame[frame["error"].isna()].dropna(subset=["latency_ms_p50", "test_accuracy"])
+    if rows.empty:
+        return None
+    targets = list(dict.fromkeys(rows["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.8), sharey=True, squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        group = rows[rows["target"] == target]
+        xerr = [
+            (group["latency_ms_p50"] - group["latency_ms_p50_ci_low"]).clip(lower=0).fillna(0),
+            (group["latency_ms_p50_ci_high"] - group["latency_ms_p50"]).clip(lower=0).fillna(0),
+        ]
+        ax.errorbar(group["latency_ms_p50"], group["test_accuracy"] * 100, xerr=xerr, fmt="o", capsize=3)
+        for _, row in group.iterrows():
+            label = (
+                f"{row['backbone']} ({int(row['threads'])}t)"
+                if group["threads"].nunique() > 1
+                else row["backbone"]
+            )
+            ax.annotate(
+                _text(label),
+                (row["latency_ms_p50"], row["test_accuracy"] * 100),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_title(_text(target), fontsize=9)
+        ax.set_xlabel("latency ms p50, batch 1 (lower is faster)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("the file's own test accuracy %")
+    return _png(fig)

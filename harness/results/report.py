@@ -31,7 +31,9 @@ from harness.results.tables import (
     fine_tune_frame,
     paired_frame,
     splits_frame,
+    targets_display,
 )
+from harness.results.targets import Budget, recommend_for_target, targets_frame
 
 TEMPLATE = "report.html.j2"
 #: A spreadsheet runs a cell that begins with one of these as a formula.
@@ -113,8 +115,13 @@ def render_report(
     title: str = "harness report",
     min_accuracy: float = 0.9,
     speed: str = "bottleneck_img_per_s",
+    all_runs: bool = False,
 ) -> dict[str, Path]:
     """Write ``report.csv``, ``report.md`` and ``report.html`` for ``runs``.
+
+    With deployment targets measured, the recommendation is made per target, by its latency
+    (each backbone's latest run, or every run with ``all_runs``); bottleneck throughput is
+    then the training speed.
 
     Returns:
         The paths written, by format.
@@ -134,6 +141,13 @@ def render_report(
         names = ", ".join(summary.loc[front[front].index, "backbone"])
         recommendation += f" Pareto front (no backbone both faster and more accurate): {names}."
     significance = fastest_not_worse(summary, pairs, speed) if not summary.empty else None
+    deployed = targets_frame(runs, all_runs=all_runs)
+    picks = [
+        recommend_for_target(runs, target, Budget(min_accuracy=min_accuracy))
+        for target in dict.fromkeys(deployed["target"].dropna())
+    ]
+    if picks:
+        recommendation = "Training speed (bottleneck throughput): " + recommendation
 
     cache_table = None
     phases = frame.dropna(subset=["bottleneck_phase"])
@@ -166,6 +180,7 @@ def render_report(
         "curve": curve_frame(details),
         "fine_tune": fine_tune_frame(frame),
         "deploy": deployment_frame(frame),
+        "targets": targets_display(deployed, with_run=all_runs) if not deployed.empty else pd.DataFrame(),
         "details": display_frame(frame, table="details"),
     }
     for name, (run_id, detail) in latest.items():
@@ -187,6 +202,9 @@ def render_report(
             runs=runs,
             dataset=_merged_dataset(runs),
             recommendation=recommendation,
+            target_picks=[p.line for p in picks],
+            min_accuracy=min_accuracy,
+            latency_plot=_b64(plots.latency_vs_accuracy(deployed)) if not deployed.empty else None,
             significance=significance,
             table=_html(table, "comparison"),
             tables={key: _html(value) for key, value in tables.items()},
@@ -206,9 +224,12 @@ def render_report(
         [
             f"# {title}",
             "",
+            *[f"- {p.line}" for p in picks],
+            *([""] if picks else []),
             recommendation,
             "",
             *([significance, ""] if significance else []),
+            *_md("Deployment: each backbone on each target (batch 1, fresh processes)", tables["targets"]),
             *_md("Accuracy and speed", table),
             "Accuracy from random weights is not a result: those rows are for speed only.",
             "",

@@ -136,3 +136,20 @@ def curve_frame(details: dict[str, dict[str, Any]]) -> pd.DataFrame:
     table = table[order].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
     table.columns.name = None
     return table.reset_index()
+
+
+def targets_display(frame: pd.DataFrame, *, with_run: bool = False) -> pd.DataFrame:
+    """One row per backbone and target (and thread count): the deployment decision's table."""
+    from harness.deployschema import TARGET_COLUMNS
+
+    shown = [c for c in TARGET_COLUMNS if c.label and (c.name != "error" or frame["error"].notna().any())]
+    rows = []
+    for row in records(frame):
+        cells = {"run": row["run_id"]} if with_run else {}
+        for c in shown:
+            cells[c.label] = format_cell(c, row)
+        low, high = row.get("latency_ms_p50_ci_low"), row.get("latency_ms_p50_ci_high")
+        if low is not None and high is not None:
+            cells["ms p50"] = f"{cells['ms p50']} ({low:.2f}-{high:.2f})"
+        rows.append(cells)
+    return pd.DataFrame(rows)

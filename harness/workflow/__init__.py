@@ -196,6 +196,7 @@ def _retrain(
         metadata=done.metadata,
         tflite=done.tflite,
         graphdef=done.graphdef,
+        onnx=done.onnx,
         runtime_rates=runtime_rates,
         precision_check=check,
     )

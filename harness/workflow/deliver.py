@@ -26,6 +26,7 @@ class Delivered:
     export_seconds: float | None = None
     tflite: list[Any] = field(default_factory=list)  # harness.deploy.tflite.TFLiteVariant
     graphdef: tuple[Path, Path] | None = None
+    onnx: Path | None = None
 
 
 def relative(dataset: Dataset, img: ImageFile) -> str:
@@ -71,11 +72,18 @@ def evaluate_and_export(
             done.export_seconds = time.perf_counter() - start
             if options.tflite:
                 done.tflite = _tflite(backbone, head, dataset, splits, staging, options, evaluation)
+            if options.onnx:
+                from harness.deploy.tflite import tflite_file_name
+                from harness.deploy.variants import ONNX_FILE, export_onnx
+
+                done.onnx = export_onnx(staging / tflite_file_name("none"), staging / ONNX_FILE)
             if graphdef and options.graphdef is not None and not options.graphdef.explicit:
                 done.graphdef = _frozen_graph(backbone, head, dataset, options, staging)
         done.export_dir = final
         for variant in done.tflite:
             variant.path = final / variant.path.name
+        if done.onnx is not None:
+            done.onnx = final / done.onnx.name
         if done.graphdef is not None:
             done.graphdef = (final / done.graphdef[0].name, final / done.graphdef[1].name)
     if graphdef and options.graphdef is not None and (options.graphdef.explicit or output_dir is None):

@@ -60,6 +60,7 @@ class Retrained:
     metadata: dict[str, Any]
     tflite: list[TFLiteVariant] = field(default_factory=list)
     graphdef: tuple[Path, Path] | None = None  # output_graph.pb, output_labels.txt
+    onnx: Path | None = None  # model.onnx, for the onnxruntime target
     fine_tuned: FineTuned | None = None  # for a fine-tuned model
     runtime_rates: dict[str, float] = field(default_factory=dict)  # what --runtime auto measured
     precision_check: PrecisionCheck | None = None  # reduced precision against fp32 features
