@@ -31,6 +31,13 @@ def _gain(row: dict[str, Any]) -> float | None:
 
 
 C = Column
+_PERCENT: dict[str, Any] = {
+    "unit": "fraction",
+    "higher_is_better": True,
+    "group": "accuracy",
+    "fmt": "percent",
+}
+_PERCENT |= {"real_only": True, "table": "main"}
 _ECE: dict[str, Any] = {
     "unit": "fraction",
     "higher_is_better": False,
@@ -190,7 +197,8 @@ _BASE: list[Column] = [
     # Expected calibration error on the test photos, as trained and temperature-scaled.
     C("test_ece", label="ECE", **_ECE),
     C("test_ece_scaled", label="ECE scaled", **_ECE),
-    C("temperature", label="T", group="accuracy", digits=2, real_only=True, help="fitted on validation"),
+    C("temperature", label="T", group="accuracy", digits=2, real_only=True, help="fitted out of fold"),
+    C("test_balanced_accuracy", label="balanced acc", **_PERCENT, help="mean per-class recall on test"),
     C(
         "fp32_test_accuracy",
         unit="fraction",

@@ -115,3 +115,46 @@ def test_calibration_is_fitted_stored_with_the_model_and_used_by_label(flowers, 
     rows = [json.loads(line) for line in labelled.stdout.splitlines()]
     assert rows and all(r["unknown"] == (r["top"][0]["score"] < 0.999) for r in rows)
     assert any(r["unknown"] for r in rows)
+
+
+@pytest.mark.slow
+def test_run_and_train_audit_and_the_report_shows_the_photos(flowers, tmp_path):
+    """--audit on run and train; the report's thumbnails, reliability diagram and balanced
+    accuracy; a second audit reads the cache without building the backbone."""
+    photos = tmp_path / "photos"
+    planted = plant(flowers, photos, per_class=30, moved=6)
+    common = [
+        "--image-dir",
+        str(photos),
+        "--weights-dir",
+        str(SHARED_MODELS),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    run = CliRunner().invoke(
+        cli,
+        ["run", *common, "--backbones", "mobilenet_v1_025", "--steps", "300", "--audit", "--targets", "none",
+         "--results-dir", str(tmp_path / "r"), "--models-dir", str(tmp_path / "m"), "--timing-images", "16"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "mobilenet_v1_025: audit of 129 photos" in run.output
+    (record_file,) = (tmp_path / "r" / "runs").glob("*.json")
+    record = json.loads(record_file.read_text())
+    audit = record["details"]["mobilenet_v1_025"]["audit"]
+    conflicts = {frozenset({f["path"], f["other"]}) for f in audit["findings"] if f["kind"] == "conflict"}
+    assert planted["exact_conflicts"] <= conflicts
+    assert 0 < record["rows"][0]["test_balanced_accuracy"] <= 1
+    html = (tmp_path / "r" / record["run_id"] / "report.html").read_text()
+    for heading in ("Label-issue suspects", "Duplicate pairs, side by side", "Misclassified test photos",
+                    "Is a 90% answer right 90% of the time?", "balanced acc"):  # fmt: skip
+        assert heading in html, heading
+    assert html.count("data:image/jpeg;base64,") >= 8 and "<b>conflict</b>" in html
+
+    train = CliRunner().invoke(
+        cli, ["train", *common, "--backbone", "mobilenet_v1_025", "--steps", "300", "--audit",
+              "--output-dir", str(tmp_path / "model"), "--class-weights", "balanced"],
+    )  # fmt: skip
+    assert train.exit_code == 0, train.output
+    assert "audit of 129 photos" in train.output and "exact duplicates (first" in train.output
+    again = CliRunner().invoke(cli, ["audit", *common, "--backbone", "mobilenet_v1_025"])
+    assert again.exit_code == 0 and "(the backbone was not needed)" in again.output

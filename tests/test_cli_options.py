@@ -18,6 +18,7 @@ DEFAULTS = dict(
     batch_size=4,
     eval_interval=5,
     seed=0,
+    class_weights="none",
     exports=(),
     runtime="auto",
     precision="fp32",

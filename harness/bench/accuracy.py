@@ -18,6 +18,7 @@ class AccuracyOptions:
     repeats: int = 1  # splits the head is retrained on; 1 is the run's split only
     learning_curve: bool = False  # accuracy against images per class
     curve_draws: int = 3  # random draws per size of the curve
+    audit: bool = False  # label issues, duplicates and leaks, imbalance (harness.workflow.audit)
 
 
 def test_outcomes(result: Any, dataset: Dataset) -> dict[str, list[Any]]:
@@ -94,4 +95,11 @@ def beyond_one_split(
         )
         details["learning_curve_seconds"] = seconds = time.perf_counter() - start
         log(f"{result.spec.name}: learning curve, {len(details['learning_curve'])} heads, {seconds:.1f}s")
+    if accuracy.audit:
+        from harness.workflow.audit import audit_extracted
+
+        found = audit_extracted(result.extraction, dataset, options)
+        details["audit"] = found.as_details()
+        for line in found.summary():
+            log(f"{result.spec.name}: {line}")
     return values, details

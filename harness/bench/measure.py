@@ -86,7 +86,14 @@ def accuracy_values(result: Retrained, real: bool) -> dict[str, Any]:
         "test_ece": calibration.get("ece") if real else None,
         "test_ece_scaled": calibration.get("ece_scaled") if real else None,
         "temperature": calibration.get("temperature") if real else None,
+        "test_balanced_accuracy": balanced_accuracy(ev.per_class) if real else None,
     }
+
+
+def balanced_accuracy(per_class: list[dict[str, Any]]) -> float | None:
+    """Mean recall over the classes with test photos: a majority class cannot carry it."""
+    recalls = [c["recall"] for c in per_class if c.get("support")]
+    return float(np.mean(recalls)) if recalls else None
 
 
 def measure_exports(

@@ -121,6 +121,7 @@ def benchmark_backbone(
         "history": result.history if real else [],
         "confusion": ev.confusion if real else None,
         "per_class": ev.per_class if real else None,
+        "calibration": result.metadata.get("calibration") if real else None,
         "misclassified": ev.misclassified if real else None,
         "failed_images": result.failed_images,
         "timing": {"bottleneck": throughput, "latency": {k: v for k, v in latency.items() if k != "load_s"}},

@@ -7,11 +7,9 @@ import json
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import ProgressBars, echo, report_dataset, table
+from harness.cli.console import ProgressBars, echo, print_audit, report_dataset
 from harness.cli.options import DEFAULT_BACKBONE, data_options, input_size_option, pipeline_options
-from harness.plan import DataOptions, PipelineOptions
-
-KINDS = ("label_issue", "exact_duplicate", "near_duplicate", "leak", "conflict")
+from harness.plan import DataOptions, PipelineOptions, check_audit_installed
 
 
 def _err(message: str) -> None:
@@ -40,6 +38,7 @@ def audit_cmd(
     top: int,
 ) -> None:
     """Audit the photos: label issues, duplicates and leaks, conflicts, imbalance."""
+    check_audit_installed()
     import_tensorflow(ctx)
     from harness.workflow.audit import audit_folder
     from harness.workflow.prepare import plan_backbones, prepare_run
@@ -58,26 +57,4 @@ def audit_cmd(
         for finding in result.findings:
             echo(json.dumps(finding.as_json(), ensure_ascii=False))
         return
-    counts = ", ".join(f"{len(result.of_kind(k))} {k.replace('_', ' ')}s" for k in KINDS)
-    echo(f"audit of {sum(result.class_counts.values())} photos in {result.seconds:.1f}s: {counts}")
-    echo(
-        f"photos per class: {', '.join(f'{c} {n}' for c, n in result.class_counts.items())} "
-        f"(largest / smallest {result.imbalance_ratio:.2f})"
-    )
-    if result.test_accuracy is not None:
-        without = result.test_accuracy_without_leaks
-        echo(
-            f"test accuracy {result.test_accuracy:.1%}; without the {result.leaked_test_photos} leaked test "
-            f"photos {without:.1%}" + ""
-            if without is not None
-            else ""
-        )
-    for kind in KINDS:
-        found = result.of_kind(kind)[:top]
-        if found:
-            echo(f"{kind.replace('_', ' ')}s (first {len(found)}):")
-            rows = [{k: v for k, v in f.as_json().items() if v is not None and k != "kind"} for f in found]
-            columns = [
-                c for c in ("path", "other", "given", "suggested", "score") if any(c in r for r in rows)
-            ]
-            echo(table([{**r, "score": f"{r['score']:.3f}"} for r in rows], columns))
+    print_audit(result, top)

@@ -77,3 +77,21 @@ def report_dataset(dataset: Any) -> None:
         warn(f"skipped {len(dataset.images.skipped)} files:")
         for path, reason in dataset.images.skipped:
             click.echo(f"  {printable(path)}: {reason}", err=True)
+
+
+def print_audit(result: Any, top: int) -> None:
+    """An :class:`harness.workflow.audit.AuditResult` for a reader: the summary, then the
+    first ``top`` findings of each kind as tables."""
+    from harness.workflow.audit import KINDS
+
+    for line in result.summary():
+        echo(line)
+    for kind in KINDS:
+        found = result.of_kind(kind)[:top]
+        if found:
+            echo(f"{kind.replace('_', ' ')}s (first {len(found)}):")
+            rows = [{k: v for k, v in f.as_json().items() if v is not None and k != "kind"} for f in found]
+            columns = [
+                c for c in ("path", "other", "given", "suggested", "score") if any(c in r for r in rows)
+            ]
+            echo(table([{**r, "score": f"{r['score']:.3f}"} for r in rows], columns))

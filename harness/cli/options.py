@@ -17,6 +17,7 @@ import click
 from harness.cli.types import QuantizeList, choice
 from harness.errors import RAY_INSTALL_HINT, HarnessError
 from harness.plan import (
+    CLASS_WEIGHTS,
     DataOptions,
     Device,
     PipelineOptions,
@@ -129,6 +130,7 @@ def build_pipeline_options(
     batch_size: int,
     eval_interval: int,
     seed: int,
+    class_weights: str,
     device: Device,
     extract_batch_size: int | None,
     runtime: Runtime,
@@ -165,6 +167,7 @@ def build_pipeline_options(
             batch_size=batch_size,
             eval_interval=eval_interval,
             seed=seed,
+            class_weight=class_weights,
         ),
         device=device,
         extract_batch_size=extract_batch_size or device.extract_batch_size,
@@ -210,6 +213,14 @@ pipeline_options = option_group(
     ),
     click.option(
         "--seed", type=int, default=0, show_default=True, help="Seed of the training batches and init."
+    ),
+    click.option(
+        "--class-weights",
+        type=click.Choice(CLASS_WEIGHTS),
+        default="none",
+        show_default=True,
+        help="balanced: weigh each class's photos n / (k * n_class) in the new layer's loss, so a "
+        "small class counts as much as a large one (see balanced acc).",
     ),
     click.option(
         "--device",

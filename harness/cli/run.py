@@ -73,6 +73,12 @@ from harness.schema import console_columns
     help="Target of the report's recommendation.",
 )
 @click.option(
+    "--audit",
+    is_flag=True,
+    help="Also audit the photos on each backbone's cached bottlenecks: label issues, duplicates "
+    "and leaks, imbalance (the audit extra); the report shows them as thumbnails.",
+)
+@click.option(
     "--targets",
     "target_names",
     metavar="TARGETS",
@@ -102,17 +108,21 @@ def run_cmd(
     repeats: int,
     learning_curve: bool,
     min_accuracy: float,
+    audit: bool,
     target_names: str | None,
     threads: tuple[int, ...],
 ) -> None:
     """Benchmark several backbones and write a comparison report."""
     import dataclasses
 
+    from harness.plan import check_audit_installed, parse_targets
+
+    if audit:
+        check_audit_installed()
     import_tensorflow(ctx)
     from harness.bench.accuracy import AccuracyOptions
     from harness.bench.envinfo import environment
     from harness.bench.runner import run_backbones
-    from harness.plan import parse_targets
     from harness.results.report import render_report
     from harness.results.store import runs_dir, save_run
     from harness.workflow.prepare import model_folders, plan_backbones, prepare_run, with_fine_tuned
@@ -140,7 +150,7 @@ def run_cmd(
         log=echo,
         progress_for=ProgressBars,
         debug=ctx.meta.get("harness.debug", False),
-        accuracy=AccuracyOptions(repeats=repeats, learning_curve=learning_curve),
+        accuracy=AccuracyOptions(repeats=repeats, learning_curve=learning_curve, audit=audit),
     )
     path = save_run(record, runs_dir(results_dir))
     report_dir = report_dir or results_dir / record["run_id"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.cli.app import cli, import_tensorflow
-from harness.cli.console import ProgressBars, echo, report_dataset, table, warn
+from harness.cli.console import ProgressBars, echo, print_audit, report_dataset, table, warn
 from harness.cli.fine_tune_options import fine_tune_options
 from harness.cli.options import (
     DEFAULT_BACKBONE,
@@ -88,6 +88,12 @@ def targets_cmd() -> None:
     help="Where the exported SavedModel, labels.txt and harness.json go.",
 )
 @click.option("--print-misclassified", is_flag=True, help="List the misclassified test images.")
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Also audit the photos on the cached bottlenecks: label issues, duplicates and leaks, "
+    "imbalance (the audit extra).",
+)
 @click.pass_context
 def train_cmd(
     ctx: click.Context,
@@ -98,6 +104,7 @@ def train_cmd(
     fine_tune: FineTuneConfig | None,
     output_dir: Path,
     print_misclassified: bool,
+    audit: bool,
 ) -> None:
     """Retrain a final layer on one backbone, evaluate it and export it.
 
@@ -105,6 +112,10 @@ def train_cmd(
     """
     import dataclasses
 
+    from harness.plan import check_audit_installed
+
+    if audit:
+        check_audit_installed()
     import_tensorflow(ctx)
     from harness.bench.envinfo import versions
     from harness.bench.measure import tflite_latency
@@ -132,6 +143,10 @@ def train_cmd(
         bars.close()
     tflite_latency(result, runs=DEFAULT_LATENCY_RUNS, log=echo)
     print_training_result(result, print_misclassified=print_misclassified)
+    if audit:
+        from harness.workflow.audit import audit_extracted
+
+        print_audit(audit_extracted(result.extraction, dataset, options), top=10)
     if fine_tune is not None:
         fine_tune_and_report(result, dataset, options, output_dir, print_misclassified)
 

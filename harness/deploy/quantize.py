@@ -118,7 +118,9 @@ def bias_corrected_copy(model: Any, calibration: np.ndarray, batch_size: int = 1
         deltas.append(round_per_channel(kernel, is_depthwise) - kernel)
         depthwise.append(is_depthwise)
 
-    @tf.function
+    # One trace per model whatever the batch (a last short batch would trace again, and TF
+    # warns on the console about repeated tracing over a run of several backbones).
+    @tf.function(input_signature=[tf.TensorSpec([None, *np.shape(calibration)[1:]], tf.float32)])
     def errors(batch: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
         inputs = probe(batch, training=False)
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]

@@ -44,6 +44,25 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(total / len(labels))
 
 
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:
+    """The reliability diagram's points: per non-empty confidence bin, its mean confidence,
+    its accuracy and its photo count (what :func:`expected_calibration_error` averages)."""
+    if not len(labels):
+        return []
+    confidence = probs.max(axis=1)
+    right = probs.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return [
+        {
+            "confidence": float(confidence[which == b].mean()),
+            "accuracy": float(right[which == b].mean()),
+            "count": int((which == b).sum()),
+        }
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T that minimises the negative log-likelihood of ``labels`` under softmax(logits / T)."""
     if not len(labels):
@@ -89,15 +108,20 @@ class Calibration:
     temperature: float
     ece: float
     ece_scaled: float
+    reliability: list[dict[str, float]]  # the test photos' reliability diagram, as trained
+    reliability_scaled: list[dict[str, float]]  # and temperature-scaled
 
 
 def calibrate(temperature: float, test_logits: np.ndarray, test_labels: np.ndarray) -> Calibration:
-    """ECE on test with T = 1 and with ``temperature``."""
+    """ECE and reliability diagram on test with T = 1 and with ``temperature``."""
     t = temperature
+    plain, scaled = softmax(test_logits), softmax(test_logits, t)
     return Calibration(
         temperature=t,
-        ece=expected_calibration_error(softmax(test_logits), test_labels),
-        ece_scaled=expected_calibration_error(softmax(test_logits, t), test_labels),
+        ece=expected_calibration_error(plain, test_labels),
+        ece_scaled=expected_calibration_error(scaled, test_labels),
+        reliability=reliability(plain, test_labels),
+        reliability_scaled=reliability(scaled, test_labels),
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from harness.pipeline.heads import train_heads_together
 from harness.pipeline.images import ImageFile
 from harness.pipeline.split import salted_splits
-from harness.pipeline.train import cached_sampler, train_head
+from harness.pipeline.train import cached_sampler, class_weights_for, train_head
 from harness.plan import TrainConfig
 
 #: Images per class of the data-efficiency curve; None is every training image.
@@ -30,7 +30,8 @@ def _accuracy(
 ) -> float:
     # Logged only once (eval_interval = steps): the history is not kept, only the head.
     quiet = TrainConfig(**{**config.as_dict(), "eval_interval": config.steps})
-    head, _ = train_head(cached_sampler(x, y), x.shape[1], n_classes, quiet)
+    weights = class_weights_for(y, n_classes, config)
+    head, _ = train_head(cached_sampler(x, y), x.shape[1], n_classes, quiet, class_weights=weights)
     return float(np.mean(np.argmax(head.logits(x_test), axis=1) == y_test))
 
 

@@ -89,7 +89,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _probe_key(backbone: Backbone, weights: Weights, precision: Precision, batch_size: int) -> dict[str, Any]:
+def _probe_key(spec: Any, weights: Weights, precision: Precision, batch_size: int) -> dict[str, Any]:
     from harness.cpu import cpu_features
 
     cpu = cpu_features()
@@ -97,7 +97,7 @@ def _probe_key(backbone: Backbone, weights: Weights, precision: Precision, batch
         "cpu": cpu.model,
         "cores": cpu.cores,
         "isa": cpu.isa,
-        "backbone": CacheRoot.bottleneck_identity(backbone.spec, weights),
+        "backbone": CacheRoot.bottleneck_identity(spec, weights),
         "precision": precision.value,
         "batch": batch_size,
         "versions": _versions(),
@@ -120,7 +120,7 @@ def choose_runtime(
     if len(candidates) == 1:
         return on_runtime(backbone, candidates[0], precision, weights, cache_dir, log, conversion), {}
     store = CacheRoot(cache_dir).runtime_probe_file(name) if cache_dir else None
-    key = _probe_key(backbone, weights, precision, batch_size)
+    key = _probe_key(backbone.spec, weights, precision, batch_size)
     rates = _stored_rates(store, key)
     measured = not rates
     built: dict[str, Backbone] = {}
@@ -145,6 +145,23 @@ def choose_runtime(
     if best.value in built:
         return built[best.value], rates
     return on_runtime(backbone, best, precision, weights, cache_dir, log), rates
+
+
+def decided_runtime(
+    spec: Any,
+    candidates: tuple[Runtime, ...],
+    precision: Precision,
+    weights: Weights,
+    cache_dir: str | os.PathLike[str],
+    batch_size: int,
+) -> Runtime | None:
+    """The runtime :func:`choose_runtime` would pick, when that needs no backbone: the only
+    candidate, or the fastest in the rates stored on this machine; None when it needs a probe."""
+    if len(candidates) == 1:
+        return candidates[0]
+    store = CacheRoot(cache_dir).runtime_probe_file(spec.name)
+    rates = _stored_rates(store, _probe_key(spec, weights, precision, batch_size))
+    return Runtime(max(rates, key=lambda r: rates[r])) if rates else None
 
 
 def _stored_rates(store: os.PathLike[str] | None, key: dict[str, Any]) -> dict[str, float]:

@@ -53,6 +53,7 @@ def train_head(
     config: TrainConfig,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
+    class_weights: np.ndarray | None = None,
 ) -> tuple[Head, list[dict[str, float]]]:
     """Train a softmax layer with SGD on batches from ``sample(rng, batch_size)``.
 
@@ -64,6 +65,8 @@ def train_head(
         config: Steps, learning rate, batch size, eval interval and seed.
         validation: ``(features, labels)`` evaluated every interval.
         log: Called with each history row as it is made.
+        class_weights: Per class, the weight of its examples in the loss (None: all 1);
+            see :func:`class_weights_for`.
 
     Returns:
         The trained head and its history: one row per interval with ``step``,
@@ -93,12 +96,27 @@ def train_head(
                 log(row)
         grad = probs  # d(cross-entropy)/d(logits), built in place
         grad[np.arange(len(y)), y] -= 1.0
+        if class_weights is not None:
+            grad *= class_weights[y][:, np.newaxis]
         grad /= len(y)
         # grad.T @ x, transposed, is x.T @ grad; for a [100, 1024] batch and a few classes
         # OpenBLAS does it in about half the time, and these products are most of a step.
         head.weights -= lr * (grad.T @ x).T
         head.bias -= lr * grad.sum(axis=0)
     return head, history
+
+
+def class_weights_for(labels: np.ndarray, n_classes: int, config: TrainConfig) -> np.ndarray | None:
+    """``--class-weights balanced``: class c's examples weigh n / (k * n_c), as scikit-learn's
+    ``balanced``, so every class counts as much in the loss whatever its photo count; None
+    for ``none``."""
+    if config.class_weight == "none" or not len(labels):
+        return None
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float32)
+    present = counts > 0
+    weights = np.ones(n_classes, np.float32)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights
 
 
 def cached_sampler(features: np.ndarray, labels: np.ndarray) -> BatchSampler:

@@ -17,10 +17,12 @@ from harness.plan.choices import (
     Precision,
     Runtime,
     Weights,
+    check_audit_installed,
     default_cache_dir,
     openvino_installed,
 )
 from harness.plan.options import (
+    CLASS_WEIGHTS,
     Augmentation,
     DataOptions,
     FineTuneConfig,
@@ -42,6 +44,7 @@ from harness.plan.targets import (
 )
 
 __all__ = [
+    "CLASS_WEIGHTS",
     "DEFAULT_LATENCY_RUNS",
     "DEFAULT_PROCESSES",
     "DEFAULT_TARGET_RUNS",
@@ -65,6 +68,7 @@ __all__ = [
     "TimingOptions",
     "TrainConfig",
     "Weights",
+    "check_audit_installed",
     "default_cache_dir",
     "openvino_installed",
 ]

@@ -143,6 +143,18 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+AUDIT_MODULES = ("cleanlab", "imagehash")
+
+
+def check_audit_installed() -> None:
+    """One line naming the extra, before any work, when the audit's libraries are missing."""
+    import importlib.util
+
+    missing = [m for m in AUDIT_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise HarnessError(f"the audit needs {', '.join(missing)}: pip install -e '.[audit]'")
+
+
 class Weights(PlanChoice):
     """ImageNet weights, or random ones for speed-only runs (their accuracy means nothing)."""
 

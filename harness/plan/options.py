@@ -10,6 +10,9 @@ from harness.plan.choices import DEFAULT_LATENCY_RUNS, Device, Precision, Runtim
 from harness.plan.targets import DEFAULT_PROCESSES, DEFAULT_TARGET_RUNS, Artifact, DeployTarget
 from harness.spec import BackboneSpec, ResolvedWeights
 
+#: --class-weights: none (retrain.py's loss), or balanced (scikit-learn's n / (k * n_class)).
+CLASS_WEIGHTS = ("none", "balanced")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -20,8 +23,13 @@ class TrainConfig:
     batch_size: int = 100
     eval_interval: int = 100
     seed: int = 0
+    class_weight: str = "none"  # or "balanced": each class's examples weighted n / (k * n_class)
 
-    def as_dict(self) -> dict[str, float]:
+    def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise HarnessError(f"class weights {self.class_weight!r}: one of {', '.join(CLASS_WEIGHTS)}")
+
+    def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
 
 

@@ -207,3 +207,33 @@ def latency_vs_accuracy(frame: pd.DataFrame) -> bytes | None:
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("the file's own test accuracy %")
     return _png(fig)
+
+
+def reliability_diagrams(calibrations: dict[str, dict[str, Any]]) -> bytes | None:
+    """Per backbone, accuracy against confidence on the test photos, as trained and
+    temperature-scaled; on the diagonal, a 90% answer is right 90% of the time."""
+    shown = {n: c for n, c in calibrations.items() if c and c.get("reliability")}
+    if not shown:
+        return None
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 3.4), squeeze=False, sharey=True)
+    for ax, (name, cal) in zip(axes[0], shown.items()):
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+        for key, label, marker in (("reliability", "as trained", "o"), ("reliability_scaled", "scaled", "s")):
+            points = cal.get(key) or []
+            ece = cal.get("ece" if key == "reliability" else "ece_scaled")
+            ax.scatter(
+                [p["confidence"] for p in points],
+                [p["accuracy"] for p in points],
+                s=[12 + p["count"] for p in points],
+                marker=marker,
+                alpha=0.6,
+                label=f"{label} (ECE {ece:.3f})" if ece is not None else label,
+            )
+        ax.set_title(_text(f"{name}, T = {cal.get('temperature', 1):.2f}"), fontsize=9)
+        ax.set_xlabel("confidence of the top answer")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("accuracy (marker area: photos)")
+    return _png(fig)

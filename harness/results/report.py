@@ -33,7 +33,8 @@ from harness.results.tables import (
     splits_frame,
     targets_display,
 )
-from harness.results.targets import Budget, recommend_for_target, targets_frame
+from harness.results.targets import Budget, TargetPick, recommend_for_target, targets_frame
+from harness.results.thumbnails import galleries
 
 TEMPLATE = "report.html.j2"
 #: A spreadsheet runs a cell that begins with one of these as a formula.
@@ -108,6 +109,18 @@ def _md(title: str, frame: pd.DataFrame) -> list[str]:
     return [f"## {title}", "", _blank(frame).to_markdown(index=False), ""]
 
 
+def target_pick(runs: list[dict[str, Any]], target: str, min_accuracy: float) -> TargetPick:
+    """The report's decision on ``target``: the pick that reaches ``min_accuracy``, else the
+    pick without that floor, said to fall short (a report always answers)."""
+    pick = recommend_for_target(runs, target, Budget(min_accuracy=min_accuracy))
+    if pick.row is not None:
+        return pick
+    floorless = recommend_for_target(runs, target, Budget())
+    if floorless.row is not None:
+        floorless.message += f"; no backbone reaches the {min_accuracy:.0%} accuracy target here"
+    return floorless if floorless.row is not None else pick
+
+
 def render_report(
     runs: list[dict[str, Any]],
     output_dir: str | os.PathLike[str],
@@ -142,10 +155,7 @@ def render_report(
         recommendation += f" Pareto front (no backbone both faster and more accurate): {names}."
     significance = fastest_not_worse(summary, pairs, speed) if not summary.empty else None
     deployed = targets_frame(runs, all_runs=all_runs)
-    picks = [
-        recommend_for_target(runs, target, Budget(min_accuracy=min_accuracy))
-        for target in dict.fromkeys(deployed["target"].dropna())
-    ]
+    picks = [target_pick(runs, target, min_accuracy) for target in dict.fromkeys(deployed["target"].dropna())]
     if picks:
         recommendation = "Training speed (bottleneck throughput): " + recommendation
 
@@ -204,6 +214,10 @@ def render_report(
             recommendation=recommendation,
             target_picks=[p.line for p in picks],
             min_accuracy=min_accuracy,
+            galleries=galleries(runs, latest),
+            reliability=_b64(
+                plots.reliability_diagrams({n: d.get("calibration") for n, d in details.items()})
+            ),
             latency_plot=_b64(plots.latency_vs_accuracy(deployed)) if not deployed.empty else None,
             significance=significance,
             table=_html(table, "comparison"),

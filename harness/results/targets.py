@@ -168,7 +168,8 @@ def recommend_for_target(
             f"; not significantly less accurate than {best['backbone']} ({best['test_accuracy']:.1%}, "
             f"McNemar p = {p_values[pick.name]:.2f})"
         )
-    return TargetPick(target, pick.to_dict(), message + f" [{budget}]", fitting)
+    within = f" [{budget}]" if str(budget) != "no budget" else ""
+    return TargetPick(target, pick.to_dict(), message + within, fitting)
 
 
 def speedups(a: dict[str, Any], b: dict[str, Any]) -> pd.DataFrame:

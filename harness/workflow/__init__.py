@@ -91,7 +91,7 @@ def _retrain(
     log_step: Callable[[dict[str, float]], None] | None,
 ) -> Retrained:
     from harness.pipeline.augment import distorted_sampler
-    from harness.pipeline.train import cached_sampler, train_head
+    from harness.pipeline.train import cached_sampler, class_weights_for, train_head
     from harness.workflow.bottlenecks import bottlenecks
 
     spec = target.spec
@@ -138,6 +138,7 @@ def _retrain(
             options.train,
             validation=(x["validation"], y["validation"]),
             log=log_row,
+            class_weights=class_weights_for(y["training"], len(dataset.classes), options.train),
         )
     finally:
         if summaries is not None:

@@ -48,6 +48,10 @@ NEIGHBOURS = 5
 RANK_BY = "self_confidence"
 
 
+#: Every kind of finding, in the order they are listed.
+KINDS = ("label_issue", "exact_duplicate", "near_duplicate", "leak", "conflict")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing the audit found; ``other`` names the second photo of a pair."""
@@ -82,6 +86,37 @@ class AuditResult:
 
     def of_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
+
+    def summary(self) -> list[str]:
+        """What the audit found, in three lines: counts, photos per class, test accuracy."""
+        counts = ", ".join(f"{len(self.of_kind(k))} {k.replace('_', ' ')}s" for k in KINDS)
+        lines = [
+            f"audit of {sum(self.class_counts.values())} photos in {self.seconds:.1f}s: {counts}",
+            f"photos per class: {', '.join(f'{c} {n}' for c, n in self.class_counts.items())} "
+            f"(largest / smallest {self.imbalance_ratio:.2f})",
+        ]
+        if self.test_accuracy is not None:
+            line = f"test accuracy {self.test_accuracy:.1%}"
+            if self.test_accuracy_without_leaks is not None:
+                line += (
+                    f"; without the {self.leaked_test_photos} leaked test photos "
+                    f"{self.test_accuracy_without_leaks:.1%}"
+                )
+            lines.append(line)
+        return lines
+
+    def as_details(self) -> dict[str, Any]:
+        """For the run JSON and the report: every finding, most suspicious label first."""
+        return {
+            "findings": [f.as_json() for f in self.findings],
+            "class_counts": self.class_counts,
+            "imbalance_ratio": self.imbalance_ratio,
+            "test_accuracy": self.test_accuracy,
+            "test_accuracy_without_leaks": self.test_accuracy_without_leaks,
+            "leaked_test_photos": self.leaked_test_photos,
+            "per_class_recall": self.per_class_recall,
+            "seconds": self.seconds,
+        }
 
 
 def audit(
@@ -182,27 +217,31 @@ def near_pairs(images: list[ImageFile], features: np.ndarray) -> list[tuple[int,
                 cosine = float(sims[row, j])
                 if cosine >= NEAR_COSINE and images[i].content_hash != images[int(j)].content_hash:
                     candidates[(min(i, int(j)), max(i, int(j)))] = cosine
-    hashes: dict[int, Any] = {}
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = sorted({i for pair in candidates for i in pair})
+    # Decoding is most of the audit's time here, and PIL decodes without the GIL: one thread a core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        hashes = dict(zip(wanted, pool.map(lambda i: _phash(images[i]), wanted)))
     out = []
     for (a, b), cosine in sorted(candidates.items()):
-        ha, hb = _phash(images[a], hashes, a), _phash(images[b], hashes, b)
+        ha, hb = hashes[a], hashes[b]
         if ha is not None and hb is not None and ha - hb <= PHASH_DISTANCE:
             out.append((a, b, "near_duplicate", cosine))
     return out
 
 
-def _phash(img: ImageFile, memo: dict[int, Any], key: int) -> Any:
-    if key not in memo:
-        import imagehash
-        from PIL import Image
+def _phash(img: ImageFile) -> Any:
+    import imagehash
+    from PIL import Image
 
-        try:
-            with Image.open(img.file) as im:
-                im.draft("RGB", (64, 64))  # JPEG: decode at 1/2-1/8 scale; the hash reads 32 x 32
-                memo[key] = imagehash.phash(im.convert("RGB"))
-        except Exception:  # a file PIL cannot read is no candidate
-            memo[key] = None
-    return memo[key]
+    try:
+        with Image.open(img.file) as im:
+            im.draft("RGB", (64, 64))  # JPEG: decode at 1/2-1/8 scale; the hash reads 32 x 32
+            return imagehash.phash(im.convert("RGB"))
+    except Exception:  # a file PIL cannot read is no candidate
+        return None
 
 
 def _test_accuracy(
@@ -236,9 +275,18 @@ def _test_accuracy(
 def audit_folder(
     target: Any, dataset: Dataset, options: PipelineOptions, log: Any, progress: Any = None
 ) -> AuditResult:
-    """Bottlenecks of every photo (through the cache), then :func:`audit` on them."""
-    from harness.workflow.bottlenecks import bottlenecks
+    """Bottlenecks of every photo (straight from the cache when all are there), then
+    :func:`audit` on them."""
+    from harness.workflow.bottlenecks import bottlenecks, cached_bottlenecks
 
-    phase = bottlenecks(target, dataset, options, log, progress)
-    images = [img for img in dataset.images.images if img.content_hash in phase.extraction.features]
-    return audit(images, phase.extraction.matrix(images), dataset, options)
+    extraction = cached_bottlenecks(target, dataset, options, log)
+    if extraction is None:
+        extraction = bottlenecks(target, dataset, options, log, progress).extraction
+    return audit_extracted(extraction, dataset, options)
+
+
+def audit_extracted(extraction: Any, dataset: Dataset, options: PipelineOptions) -> AuditResult:
+    """:func:`audit` on the photos an :class:`~harness.pipeline.extract.Extraction` has (``--audit``
+    on run and train: the bottlenecks the training used, nothing decoded again)."""
+    images = [img for img in dataset.images.images if img.content_hash in extraction.features]
+    return audit(images, extraction.matrix(images), dataset, options)

@@ -27,6 +27,49 @@ class Bottlenecks:
     runtime_rates: dict[str, float] = field(default_factory=dict)  # what --runtime auto measured
 
 
+def cached_bottlenecks(
+    target: Target, dataset: Dataset, options: PipelineOptions, log: Log
+) -> Extraction | None:
+    """Every photo's bottleneck straight from the cache, without building the backbone: what
+    makes auditing a folder harness has seen cost little more than reading its cache.
+
+    None (and the caller takes the full path) when there is no cache, when the runtime is not
+    decided yet on this machine, or when any photo is missing from the cache.
+    """
+    import time
+
+    from harness.pipeline.cacheroot import CacheRoot
+    from harness.pipeline.runtimes import decided_runtime
+
+    spec = target.spec
+    if options.cache_dir is None or not spec.feature_size or options.ray is not None:
+        return None
+    start = time.perf_counter()
+    runtime = decided_runtime(
+        spec,
+        options.bottleneck_runtimes,
+        options.precision,
+        options.weights,
+        options.cache_dir,
+        options.extract_batch_size,
+    )
+    if runtime is None:
+        return None
+    cache = CacheRoot(options.cache_dir).bottlenecks(
+        spec, options.weights, spec.feature_size, runtime, options.precision
+    )
+    wanted = {img.content_hash for img in dataset.images.images}
+    loaded = cache.load(wanted)
+    if len(loaded.features) != len(wanted) or loaded.corrupt_shards:
+        return None
+    seconds = time.perf_counter() - start
+    log(
+        f"{spec.name}: bottlenecks on {runtime}: {len(wanted)} from cache in {seconds:.1f}s "
+        "(the backbone was not needed)"
+    )
+    return Extraction(features=dict(loaded.features), cached=len(wanted), seconds=seconds)
+
+
 def bottlenecks(
     target: Target, dataset: Dataset, options: PipelineOptions, log: Log, progress: Progress | None
 ) -> Bottlenecks:

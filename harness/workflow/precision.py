@@ -36,7 +36,7 @@ def against_fp32(
     from harness.pipeline.evaluate import evaluate, mcnemar_counts
     from harness.pipeline.extract import extract_features
     from harness.pipeline.runtimes import on_runtime
-    from harness.pipeline.train import cached_sampler, train_head
+    from harness.pipeline.train import cached_sampler, class_weights_for, train_head
 
     reference = on_runtime(on_tf, runtime, Precision.FP32, options.weights, options.cache_dir, log)
 
@@ -61,6 +61,7 @@ def against_fp32(
         options.train,
         validation=validation,
         log=lambda _: None,
+        class_weights=class_weights_for(y_train, len(dataset.classes), options.train),
     )
     fp32 = evaluate(head.probabilities(x_test), y_test, dataset.classes)
     right_fp32 = [p == t for p, t in zip(fp32.predictions, y_test)]
