@@ -108,6 +108,15 @@ def test_run_records_rows_and_a_failing_backbone_does_not_stop_it(
     assert combined.exit_code == 0, combined.output
     html = (out / "report.html").read_text()
     assert "Cold versus warm cache" in html and "cold phase s" in html and "warm phase s" in html
+    # Each backbone once, from its latest run; every run with --all-runs; the CSV keeps both.
+    main = (out / "report.md").read_text().split("## Accuracy and speed")[1].split("## ")[0]
+    assert main.count("tiny_test") == 1 and (out / "report.csv").read_text().count("tiny_test") == 2
+    every = CliRunner().invoke(
+        cli, ["report", "--results-dir", str(tmp_path / "reports"), "--output-dir", str(out), "--all-runs"]
+    )
+    assert every.exit_code == 0, every.output
+    main = (out / "report.md").read_text().split("## Accuracy and speed")[1].split("## ")[0]
+    assert main.count("tiny_test") == 2
 
     rec = CliRunner().invoke(
         cli, ["recommend", "--results-dir", str(tmp_path / "reports"), "--min-accuracy", "0"]

@@ -32,6 +32,15 @@ def usable(frame: pd.DataFrame, accuracy: str = "test_accuracy") -> pd.DataFrame
     return frame[ok]
 
 
+def latest_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each backbone's rows from the latest run that has it (rows are oldest run first): a
+    report of several runs shows a backbone once, not once per run."""
+    if frame.empty:
+        return frame
+    latest = frame.groupby("backbone", sort=False)["run_id"].transform("last")
+    return frame[frame["run_id"] == latest]
+
+
 def per_backbone(frame: pd.DataFrame, speed: str) -> pd.DataFrame:
     """One row per backbone and device: the median speed over runs (accuracy is the same
     for the same data and seed, so the median changes nothing there)."""

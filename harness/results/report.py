@@ -17,6 +17,7 @@ from harness.results.analysis import (
     accuracy_column,
     compare_runs,
     fastest_not_worse,
+    latest_rows,
     pareto_front,
     per_backbone,
     recommend,
@@ -132,16 +133,18 @@ def render_report(
 ) -> dict[str, Path]:
     """Write ``report.csv``, ``report.md`` and ``report.html`` for ``runs``.
 
-    With deployment targets measured, the recommendation is made per target, by its latency
-    (each backbone's latest run, or every run with ``all_runs``); bottleneck throughput is
-    then the training speed.
+    Tables and recommendations show each backbone's latest run (every run with ``all_runs``);
+    the CSV and the cold-against-warm and run-against-run tables keep every run. With
+    deployment targets measured, the recommendation is made per target, by its latency;
+    bottleneck throughput is then the training speed.
 
     Returns:
         The paths written, by format.
     """
     if not runs:
         raise HarnessError("no runs to report")
-    frame = runs_frame(runs)
+    everything = runs_frame(runs)
+    frame = everything if all_runs else latest_rows(everything)
     out = Path(output_dir)
     table = display_frame(frame)
     latest = _latest_details(runs)
@@ -160,7 +163,7 @@ def render_report(
         recommendation = "Training speed (bottleneck throughput): " + recommendation
 
     cache_table = None
-    phases = frame.dropna(subset=["bottleneck_phase"])
+    phases = everything.dropna(subset=["bottleneck_phase"])
     if phases["bottleneck_phase"].nunique() > 1 or len(runs) > 1:
         pivot = phases.pivot_table(
             index="backbone", columns="bottleneck_phase", values="bottleneck_phase_s", aggfunc="min"
@@ -171,7 +174,7 @@ def render_report(
         cache_table = pivot.reset_index().to_html(index=False, escape=True, na_rep="")
 
     speedup_table = None
-    groups = [g for _, g in frame[frame["error"].isna()].groupby(["run_id"], sort=True)]
+    groups = [g for _, g in everything[everything["error"].isna()].groupby(["run_id"], sort=True)]
     if len(groups) >= 2:
         keys = {(g["device"].iloc[0], g["hostname"].iloc[0]) for g in groups}
         if len(keys) > 1:
@@ -260,7 +263,7 @@ def render_report(
     written = write_output_files(
         out,
         {
-            REPORT_FILES["csv"]: csv_safe(frame).to_csv(index=False).encode(),
+            REPORT_FILES["csv"]: csv_safe(everything).to_csv(index=False).encode(),
             REPORT_FILES["md"]: markdown.encode(),
             REPORT_FILES["html"]: html.encode(),
         },
