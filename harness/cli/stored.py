@@ -24,9 +24,7 @@ from harness.errors import HarnessError
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--title", default="harness report", show_default=True)
 @speed_option("--speed", "The speed column of the Pareto chart and the recommendation.")
-@click.option(
-    "--all-runs", is_flag=True, help="List every run's deployment rows, not each backbone's latest."
-)
+@click.option("--all-runs", is_flag=True, help="Show every run's rows, not only each backbone's latest run.")
 def report_cmd(
     runs: tuple[str, ...],
     results_dir: Path,
