@@ -219,3 +219,29 @@ def test_a_target_whose_runtime_is_missing_is_one_line_naming_the_extra():
     (target,) = parse_targets("ssh://pi@board:2222", (1,))
     assert (target.host.user, target.host.port, target.spec.name, target.threads) == ("pi", 2222, "litert", 1)
     assert [t.threads for t in parse_targets("litert,openvino", (1, 2))] == [1, 2, 1, 2]
+
+
+def test_a_file_that_does_not_convert_fails_its_targets_not_the_backbone(
+    unconvertible_backbone, small_flowers, tmp_path
+):
+    """LiteRT cannot convert this backbone: no model.tflite, no model.onnx. The run goes on;
+    the SavedModel is measured, the other targets' rows say why not."""
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--image-dir", str(small_flowers), "--backbones", unconvertible_backbone.name,
+         "--weights", "random", "--runtime", "tf", "--steps", "20", "--timing-images", "8",
+         "--cache-dir", str(tmp_path / "c"), "--results-dir", str(tmp_path / "r"),
+         "--models-dir", str(tmp_path / "m"),
+         "--targets", "litert,onnxruntime,savedmodel", "--target-runs", "4", "--target-processes", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning: TFLite conversion (none) failed" in result.output
+    (record_file,) = (tmp_path / "r" / "runs").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert record["rows"][0]["error"] is None
+    by = {r["target"]: r for r in record["deployments"]}
+    assert by["litert"]["error"] == "no model.tflite was exported"
+    assert by["onnxruntime"]["error"] == "no model.onnx was exported"
+    saved = by["savedmodel"]
+    assert saved["error"] is None and saved["latency_ms_p50"] > 0 and saved["n_calls"] == 4
+    assert saved["test_accuracy"] is None  # random weights: speed only

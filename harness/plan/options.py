@@ -147,12 +147,17 @@ class PipelineOptions:
         """Whether the export also writes model.onnx (a target runs it)."""
         return any(t.spec.artifact is Artifact.ONNX for t in self.targets)
 
+    @property
+    def target_tflite(self) -> tuple[str, ...]:
+        """TFLite variants only the deployment targets need: written when they convert (a
+        variant that does not convert fails its targets, not the backbone)."""
+        return tuple(dict.fromkeys(q for t in self.targets for q in t.spec.tflite if q not in self.tflite))
+
     def for_target(self, target: Target) -> PipelineOptions:
-        """These options with the TFLite exports ``target``'s alias and the deployment targets add."""
-        wanted = [*self.tflite, *target.tflite, *(q for t in self.targets for q in t.spec.tflite)]
-        if tuple(dict.fromkeys(wanted)) == self.tflite:
+        """These options with the TFLite exports ``target``'s alias adds."""
+        if not target.tflite:
             return self
-        return replace(self, tflite=tuple(dict.fromkeys(wanted)))
+        return replace(self, tflite=tuple(dict.fromkeys([*self.tflite, *target.tflite])))
 
 
 @dataclass(frozen=True)

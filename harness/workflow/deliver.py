@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.pipeline.dataset import Dataset
 from harness.pipeline.images import ImageFile
 from harness.plan import PipelineOptions
@@ -71,12 +72,18 @@ def evaluate_and_export(
             write_saved_model(backbone, head, dataset.classes, staging, done.metadata)
             done.export_seconds = time.perf_counter() - start
             if options.tflite:
-                done.tflite = _tflite(backbone, head, dataset, splits, staging, options, evaluation)
+                done.tflite = _tflite(
+                    backbone, head, dataset, splits, staging, options.tflite, options, evaluation
+                )
+            for quantize in options.target_tflite:  # best effort: the targets that need it say why not
+                try:
+                    done.tflite += _tflite(
+                        backbone, head, dataset, splits, staging, (quantize,), options, evaluation
+                    )
+                except HarnessError as exc:
+                    (log or print)(f"warning: {exc}; the targets that run it are skipped")
             if options.onnx:
-                from harness.deploy.tflite import tflite_file_name
-                from harness.deploy.variants import ONNX_FILE, export_onnx
-
-                done.onnx = export_onnx(staging / tflite_file_name("none"), staging / ONNX_FILE)
+                done.onnx = _onnx(staging, log)
             if graphdef and options.graphdef is not None and not options.graphdef.explicit:
                 done.graphdef = _frozen_graph(backbone, head, dataset, options, staging)
         done.export_dir = final
@@ -92,12 +99,25 @@ def evaluate_and_export(
     return done
 
 
+def _onnx(folder: Path, log: Callable[[str], None] | None) -> Path | None:
+    """model.onnx from the float TFLite file, or None (with a warning) when it cannot be had."""
+    from harness.deploy.tflite import tflite_file_name
+    from harness.deploy.variants import ONNX_FILE, export_onnx
+
+    try:
+        return export_onnx(folder / tflite_file_name("none"), folder / ONNX_FILE)
+    except (HarnessError, OSError) as exc:
+        (log or print)(f"warning: no model.onnx: {exc}; the onnxruntime targets are skipped")
+        return None
+
+
 def _tflite(
     backbone: Any,
     head: Any,
     dataset: Dataset,
     splits: dict[str, list[ImageFile]],
     folder: Path,
+    quantizations: tuple[str, ...],
     options: PipelineOptions,
     evaluation: Any,
 ) -> list[Any]:
@@ -110,7 +130,7 @@ def _tflite(
         head,
         dataset.classes,
         folder,
-        options.tflite,
+        quantizations,
         train_paths=[img.path for img in splits["training"]],
         test_paths=[img.path for img in test],
         test_labels=np.array([class_index[img.label] for img in test], dtype=np.int64),
