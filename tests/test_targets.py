@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -245,3 +246,22 @@ def test_a_file_that_does_not_convert_fails_its_targets_not_the_backbone(
     saved = by["savedmodel"]
     assert saved["error"] is None and saved["latency_ms_p50"] > 0 and saved["n_calls"] == 4
     assert saved["test_accuracy"] is None  # random weights: speed only
+
+
+def test_a_probe_that_dies_is_one_line_saying_how(tmp_path):
+    """A runtime that crashes takes the process down without a word on stdout."""
+    from harness.deploy.machines import Machine, outcome
+
+    crash = "import os, signal, sys; print('loading', file=sys.stderr); os.kill(os.getpid(), signal.SIGSEGV)"
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True)
+    with pytest.raises(HarnessError, match=r"printed no result \(killed by signal 11\): loading"):
+        outcome(done)
+    damaged = tmp_path / "model.tflite"
+    damaged.write_bytes(b"TFL3" + bytes(64))
+    np.save(tmp_path / "pixels.npy", np.zeros((1, 8, 8, 3), np.float32))
+    out = json.loads(
+        Machine().run(
+            ["--runtime", "litert", "--model", str(damaged), "--pixels", str(tmp_path / "pixels.npy")]
+        )
+    )
+    assert out["error"].startswith("ValueError")  # the script's own one line, for the row's error

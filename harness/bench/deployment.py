@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.bench.timing import median_interval
-from harness.deploy.machines import Machine, Remote, last_line
+from harness.deploy.machines import Machine, Remote
 from harness.deployschema import target_row
 from harness.errors import HarnessError
 from harness.plan import Artifact, DeployTarget, SshHost
@@ -99,6 +99,10 @@ def measure_targets(
     if not targets:
         return [], {}
     calls = max(1, math.ceil(runs / processes))
+    log(
+        f"{result.spec.name}: measuring on {len(targets)} target(s), {processes} fresh processes "
+        f"of {calls} calls each" + (", then the test photos" if real else "")
+    )
     with tempfile.TemporaryDirectory(prefix="harness-targets-") as tmp:
         inputs = prepare_inputs(result, classes, Path(tmp))
         machines: dict[SshHost | None, Machine] = {}
@@ -162,9 +166,10 @@ def _placed(
 
 def _parse(stdout: str) -> dict[str, Any]:
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise HarnessError(f"the timing script printed no result: {last_line(stdout)}")
-    out = json.loads(lines[-1])
+    try:
+        out = json.loads(lines[-1])
+    except ValueError:
+        raise HarnessError(f"the timing script printed a damaged result: {lines[-1][:80]}") from None
     if "error" in out:
         raise HarnessError(out["error"])
     return out

@@ -26,10 +26,19 @@ class Machine:
     def run(self, args: list[str]) -> str:
         command = [sys.executable, probe.__file__, *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-        return done.stdout
+        return outcome(done)
 
     def close(self) -> None:
         pass
+
+
+def outcome(done: subprocess.CompletedProcess[str]) -> str:
+    """The probe's stdout, or one line saying how it died when it printed no result (a runtime
+    that crashes, say, on a damaged file, takes the process down without a word on stdout)."""
+    if any(line.startswith("{") for line in done.stdout.splitlines()):
+        return done.stdout
+    how = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+    raise HarnessError(f"the timing script printed no result ({how}): {last_line(done.stderr)}")
 
 
 class Remote(Machine):
@@ -38,17 +47,17 @@ class Remote(Machine):
     def __init__(self, host: SshHost) -> None:
         self.host = host
         self.name = host.host
-        self.remote = self._ssh("mktemp -d").strip()
+        self.remote = self._ssh("mktemp -d").stdout.strip()
         if not self.remote.startswith("/"):
             raise HarnessError(f"{host.destination}: mktemp -d printed {self.remote!r}")
         self._copy(Path(probe.__file__), "probe.py")
 
-    def _ssh(self, command: str) -> str:
+    def _ssh(self, command: str) -> subprocess.CompletedProcess[str]:
         args = ["ssh", *self.host.options(), self.host.destination, command]
         done = subprocess.run(args, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
         if done.returncode == 255:  # ssh's own failure, not the command's
             raise HarnessError(f"ssh {self.host.destination}: {last_line(done.stderr)}")
-        return done.stdout
+        return done
 
     def _copy(self, path: Path, name: str) -> str:
         """Send a file or folder as a tar stream through ssh: no sftp or scp needed on the board."""
@@ -79,7 +88,7 @@ class Remote(Machine):
 
     def run(self, args: list[str]) -> str:
         command = " ".join(shlex.quote(a) for a in [self.host.python, f"{self.remote}/probe.py", *args])
-        return self._ssh(command)
+        return outcome(self._ssh(command))
 
     def close(self) -> None:
         self._ssh(f"rm -rf {shlex.quote(self.remote)}")
