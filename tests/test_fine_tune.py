@@ -180,12 +180,23 @@ def test_run_with_fine_tune_reports_head_only_and_fine_tuned_rows(tiny_backbone,
             str(tmp_path / "results"),
             "--models-dir",
             str(tmp_path / "models"),
+            "--targets",
+            "litert",
+            "--target-runs",
+            "4",
+            "--target-processes",
+            "1",
         ],
     )
     assert result.exit_code == 0, result.output
     (run_file,) = (tmp_path / "results" / "runs").glob("*.json")
     record = json.loads(run_file.read_text())
     head, tuned = record["rows"]
+    # Both files measured on the target, each its own row.
+    deployed = {r["backbone"]: r for r in record["deployments"]}
+    assert set(deployed) == {"tiny_test", "tiny_test+ft10"}
+    assert all(r["error"] is None and r["latency_ms_p50"] > 0 for r in deployed.values())
+    assert "litert@" in next(iter(record["details"]["tiny_test+ft10"]["targets"]))
     assert (head["backbone"], tuned["backbone"]) == ("tiny_test", "tiny_test+ft10")
     assert (head["trained"], tuned["trained"]) == ("head", "head + top 2")  # the tiny model has 2
     assert tuned["error"] is None and tuned["fine_tune_epochs"] >= 1

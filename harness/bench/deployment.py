@@ -89,8 +89,12 @@ def measure_targets(
     processes: int,
     real: bool,
     log: Log,
+    name: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Measure ``result``'s exported files on every target.
+
+    Args:
+        name: The model's name in the rows (a fine-tuned model's ``<backbone>+ftN``).
 
     Returns:
         One row per target (:data:`harness.deployschema.TARGET_COLUMNS`) and, per target
@@ -99,8 +103,9 @@ def measure_targets(
     if not targets:
         return [], {}
     calls = max(1, math.ceil(runs / processes))
+    name = name or result.spec.name
     log(
-        f"{result.spec.name}: measuring on {len(targets)} target(s), {processes} fresh processes "
+        f"{name}: measuring on {len(targets)} target(s), {processes} fresh processes "
         f"of {calls} calls each" + (", then the test photos" if real else "")
     )
     with tempfile.TemporaryDirectory(prefix="harness-targets-") as tmp:
@@ -138,15 +143,15 @@ def measure_targets(
                     pass  # a temporary folder left on the remote machine harms nothing
     rows, details = [], {}
     for target in targets:
-        name = f"{result.spec.name} on {target.name}"
+        where = f"{name} on {target.name}"
         if target in errors:
-            log(f"{name}: FAILED: {errors[target]}")
-            rows.append(_row(result, target, {"error": errors[target]}))
+            log(f"{where}: FAILED: {errors[target]}")
+            rows.append(_row(name, target, {"error": errors[target]}))
             continue
         values, detail = _figures(result, target, measured[target], inputs)
-        rows.append(_row(result, target, values))
+        rows.append(_row(name, target, values))
         details[f"{target.name}@{values['threads']}"] = detail
-        log(describe(name, values))
+        log(describe(where, values))
     return rows, details
 
 
@@ -216,10 +221,10 @@ def _figures(
     return values, detail
 
 
-def _row(result: Retrained, target: DeployTarget, values: dict[str, Any]) -> dict[str, Any]:
+def _row(name: str, target: DeployTarget, values: dict[str, Any]) -> dict[str, Any]:
     spec = target.spec
     base = {
-        "backbone": result.spec.name,
+        "backbone": name,
         "target": target.name,
         "runtime": spec.runtime,
         "artifact": str(spec.artifact),

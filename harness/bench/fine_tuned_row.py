@@ -8,7 +8,7 @@ from typing import Any
 from harness.bench.accuracy import against_head_only, test_outcomes
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.pipeline.dataset import Dataset
-from harness.plan import PipelineOptions
+from harness.plan import PipelineOptions, TimingOptions
 from harness.schema import complete_row
 from harness.workflow import Log, Progress, Retrained
 
@@ -39,7 +39,7 @@ def benchmark_fine_tuned(
     model_dir: Path | None,
     *,
     sample_file: str,
-    latency_runs: int,
+    timing: TimingOptions,
     log: Log,
     progress: Progress | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -55,7 +55,7 @@ def benchmark_fine_tuned(
     target = model_dir.with_name(f"{model_dir.name}+{options.fine_tune.tag}") if model_dir else None
     tuned = fine_tune_retrained(result, dataset, options, target, log=log, progress=progress)
     real = options.weights.real
-    exports, tflite_details, latency = measure_exports(tuned, sample_file, options, latency_runs, log)
+    exports, tflite_details, latency = measure_exports(tuned, sample_file, options, timing.latency_runs, log)
     ft = tuned.fine_tuned
     values = {k: v for k, v in head_row.items() if not k.startswith(_NOT_CARRIED)}
     values |= exports | accuracy_values(tuned, real)
@@ -79,6 +79,20 @@ def benchmark_fine_tuned(
         "export_dir": str(tuned.export_dir) if tuned.export_dir else None,
         "tflite": tflite_details,
     }
+    if options.targets:  # the fine-tuned file on the same targets: its own rows
+        from harness.bench.deployment import measure_targets
+
+        deployments, details["targets"] = measure_targets(
+            tuned,
+            dataset.classes,
+            options.targets,
+            runs=timing.target_runs,
+            processes=timing.target_processes,
+            real=real,
+            log=log,
+            name=name,
+        )
+        details["deployments"] = [{**row, "run_id": head_row.get("run_id")} for row in deployments]
     if real:
         ev = tuned.evaluation
         details |= {"confusion": ev.confusion, "per_class": ev.per_class, "misclassified": ev.misclassified}

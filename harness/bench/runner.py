@@ -144,7 +144,7 @@ def benchmark_backbone(
                     options,
                     model_dir,
                     sample_file=paths[0],
-                    latency_runs=timing.latency_runs,
+                    timing=timing,
                     log=log,
                     progress=progress,
                 )
