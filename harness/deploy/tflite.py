@@ -8,7 +8,7 @@ Decoding and resizing for it use the same :mod:`harness.pipeline.tfops` function
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,8 @@ def export_tflite(
     test_labels: np.ndarray,
     classes: list[str],
     reference: np.ndarray | None = None,
+    optional: Iterable[str] = (),
+    warn: Callable[[str], None] = print,
 ) -> list[TFLiteVariant]:
     """Write each TFLite variant and evaluate it on the test images with the interpreter.
 
@@ -161,6 +163,8 @@ def export_tflite(
         reference: The float model's top-1 class per test image; each variant's
             ``agreement`` is the fraction of test images where its top-1 is the same,
             a finer measure of what quantization changed than accuracy.
+        optional: Variants only deployment targets need: one that does not convert is a
+            ``warn`` line and is left out (its targets say why), not an error.
     """
     from harness.pipeline.evaluate import evaluate
     from harness.pipeline.savedmodel import ExportedClassifier
@@ -171,11 +175,17 @@ def export_tflite(
     out = []
     for quantize in quantizations:
         classifier, corrected_layers = plain, 0
-        if quantize in BIAS_CORRECTED:
-            if corrected is None:
-                corrected = _bias_corrected(backbone, head, representative)
-            classifier, corrected_layers = corrected
-        data = convert(classifier, size, quantize, representative)
+        try:
+            if quantize in BIAS_CORRECTED:
+                if corrected is None:
+                    corrected = _bias_corrected(backbone, head, representative)
+                classifier, corrected_layers = corrected
+            data = convert(classifier, size, quantize, representative)
+        except HarnessError as exc:
+            if quantize not in optional:
+                raise
+            warn(f"warning: {exc}; the targets that run it are skipped")
+            continue
         path = output_dir / tflite_file_name(quantize)
         atomic_write(path, data)
         model = TFLiteModel(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,11 @@ def export_tflite_variants(
     test_labels: np.ndarray,
     reference: np.ndarray,
     seed: int,
+    optional: tuple[str, ...] = (),
+    warn: Callable[[str], None] = print,
 ) -> list[Any]:
-    """Each TFLite variant, calibrated on training images and evaluated on the test images.
+    """Each TFLite variant, calibrated on training images and evaluated on the test images;
+    ``optional`` ones that do not convert are left out with a ``warn`` line.
 
     Returns:
         :class:`harness.deploy.tflite.TFLiteVariant` per quantization.
@@ -45,6 +49,8 @@ def export_tflite_variants(
         test_labels=test_labels,
         classes=classes,
         reference=reference,
+        optional=optional,
+        warn=warn,
     )
 
 

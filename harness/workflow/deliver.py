@@ -71,17 +71,8 @@ def evaluate_and_export(
             start = time.perf_counter()
             write_saved_model(backbone, head, dataset.classes, staging, done.metadata)
             done.export_seconds = time.perf_counter() - start
-            if options.tflite:
-                done.tflite = _tflite(
-                    backbone, head, dataset, splits, staging, options.tflite, options, evaluation
-                )
-            for quantize in options.target_tflite:  # best effort: the targets that need it say why not
-                try:
-                    done.tflite += _tflite(
-                        backbone, head, dataset, splits, staging, (quantize,), options, evaluation
-                    )
-                except HarnessError as exc:
-                    (log or print)(f"warning: {exc}; the targets that run it are skipped")
+            if options.tflite or options.target_tflite:
+                done.tflite = _tflite(backbone, head, dataset, splits, staging, options, evaluation, log)
             if options.onnx:
                 done.onnx = _onnx(staging, log)
             if graphdef and options.graphdef is not None and not options.graphdef.explicit:
@@ -117,10 +108,11 @@ def _tflite(
     dataset: Dataset,
     splits: dict[str, list[ImageFile]],
     folder: Path,
-    quantizations: tuple[str, ...],
     options: PipelineOptions,
     evaluation: Any,
+    log: Callable[[str], None] | None,
 ) -> list[Any]:
+    """The asked-for TFLite variants, then the ones only the targets need (best effort)."""
     from harness.deploy.variants import export_tflite_variants
 
     class_index = {c: i for i, c in enumerate(dataset.classes)}
@@ -130,12 +122,14 @@ def _tflite(
         head,
         dataset.classes,
         folder,
-        quantizations,
+        options.tflite + options.target_tflite,
         train_paths=[img.path for img in splits["training"]],
         test_paths=[img.path for img in test],
         test_labels=np.array([class_index[img.label] for img in test], dtype=np.int64),
         reference=np.asarray(evaluation.predictions),
         seed=options.train.seed,
+        optional=options.target_tflite,
+        warn=log or print,
     )
 
 
