@@ -24,7 +24,7 @@ from harness.bench.timing import median_interval
 from harness.deploy.machines import Machine, Remote
 from harness.deployschema import target_row
 from harness.errors import HarnessError
-from harness.plan import Artifact, DeployTarget, SshHost
+from harness.plan import Artifact, DeployTarget, PipelineOptions, SshHost, TimingOptions
 from harness.workflow import Log, Retrained
 
 
@@ -153,6 +153,32 @@ def measure_targets(
         details[f"{target.name}@{values['threads']}"] = detail
         log(describe(where, values))
     return rows, details
+
+
+def deployment_details(
+    result: Retrained,
+    classes: list[str],
+    options: PipelineOptions,
+    timing: TimingOptions,
+    *,
+    real: bool,
+    log: Log,
+    run_id: str | None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A model's details entries for ``options.targets``: ``targets`` (raw samples and test
+    answers) and ``deployments`` (its rows, which the runner moves into the run record)."""
+    rows, samples = measure_targets(
+        result,
+        classes,
+        options.targets,
+        runs=timing.target_runs,
+        processes=timing.target_processes,
+        real=real,
+        log=log,
+        name=name,
+    )
+    return {"targets": samples, "deployments": [{**row, "run_id": run_id} for row in rows]}
 
 
 def _machine(machines: dict[SshHost | None, Machine], host: SshHost | None) -> Machine:

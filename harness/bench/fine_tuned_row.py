@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.accuracy import against_head_only, test_outcomes
+from harness.bench.deployment import deployment_details
 from harness.bench.measure import accuracy_values, measure_exports
 from harness.pipeline.dataset import Dataset
 from harness.plan import PipelineOptions, TimingOptions
@@ -79,20 +80,10 @@ def benchmark_fine_tuned(
         "export_dir": str(tuned.export_dir) if tuned.export_dir else None,
         "tflite": tflite_details,
     }
-    if options.targets:  # the fine-tuned file on the same targets: its own rows
-        from harness.bench.deployment import measure_targets
-
-        deployments, details["targets"] = measure_targets(
-            tuned,
-            dataset.classes,
-            options.targets,
-            runs=timing.target_runs,
-            processes=timing.target_processes,
-            real=real,
-            log=log,
-            name=name,
-        )
-        details["deployments"] = [{**row, "run_id": head_row.get("run_id")} for row in deployments]
+    # The fine-tuned file on the same targets: rows of its own.
+    details |= deployment_details(
+        tuned, dataset.classes, options, timing, real=real, log=log, run_id=head_row.get("run_id"), name=name
+    )
     if real:
         ev = tuned.evaluation
         details |= {"confusion": ev.confusion, "per_class": ev.per_class, "misclassified": ev.misclassified}

@@ -98,17 +98,9 @@ def benchmark_backbone(
     }
     exports, tflite_details, latency = measure_exports(result, paths[0], options, timing.latency_runs, log)
     values |= exports | accuracy_values(result, real) | precision_values(result.precision_check)
-    from harness.bench.deployment import measure_targets
+    from harness.bench.deployment import deployment_details
 
-    deployments, on_targets = measure_targets(
-        result,
-        dataset.classes,
-        options.targets,
-        runs=timing.target_runs,
-        processes=timing.target_processes,
-        real=real,
-        log=log,
-    )
+    deployed = deployment_details(result, dataset.classes, options, timing, real=real, log=log, run_id=run_id)
     extra_details: dict[str, Any] = {}
     if real:
         extra, extra_details = beyond_one_split(result, dataset, options, accuracy or AccuracyOptions(), log)
@@ -128,8 +120,7 @@ def benchmark_backbone(
         "export_dir": str(result.export_dir) if result.export_dir else None,
         "tflite": tflite_details,
         "runtime_rates": result.runtime_rates,
-        "targets": on_targets,  # raw samples and test answers per target
-        "deployments": [{**row, "run_id": run_id} for row in deployments],  # moved to the record
+        **deployed,  # per target: raw samples and test answers, and the rows
     }
     rows = [(complete_row(values), details)]
     if options.fine_tune is not None:
